@@ -54,7 +54,7 @@ class DataSpec:
     @classmethod
     def from_fields(cls, source: str, split: str = "train", subset: str | None = None,
                     columns: dict[str, str] | None = None, limit: int | None = None,
-                    source_format: str = "canonical") -> "DataSpec":
+                    source_format: str = "canonical") -> DataSpec:
         return cls(source=source, split=split, subset=subset, columns=columns, limit=limit,
                    source_format=source_format)
 
@@ -179,7 +179,7 @@ def _check_messages(value: Any, where: str, last_role: str | None) -> None:
                 or not isinstance(m.get("content"), str):
             raise DataError(f"{where}[{j}]: expected {{'role': system|user|assistant, 'content': str}}, got {m!r}")
     if last_role is not None and value[-1]["role"] != last_role:
-        raise DataError(f"{where}: the last message must be a {last_role} turn, got {value[-1]['role']!r}")
+        raise DataError(f"{where}: the last message must be a turn of role {last_role!r}, got {value[-1]['role']!r}")
 
 
 def validate_records(records: list[dict], kind: Kind, where: str) -> None:
