@@ -128,8 +128,8 @@ def plurality(profile: Profile, seed: int = 0) -> SocialRanking:
     """Score = first places; a voter with t candidates tied first gives each 1/t."""
     top = profile.positions == profile.positions.min(axis=1, keepdims=True)  # (V, K)
     share = top / top.sum(axis=1, keepdims=True)
-    return _from_scores("plurality", profile, profile.weights @ share if len(share) else np.zeros(profile.n_candidates),
-                        seed)
+    scores = profile.weights @ share if len(share) else np.zeros(profile.n_candidates)
+    return _from_scores("plurality", profile, scores, seed)
 
 
 def borda(profile: Profile, seed: int = 0) -> SocialRanking:
