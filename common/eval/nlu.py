@@ -41,7 +41,8 @@ def _label_matcher(labels: Sequence[str], verbaliser: dict[str, Any] | None) -> 
         for word in [words] if isinstance(words, str) else list(words):
             key = re.sub(r"[\s_-]+", " ", str(word).strip().lower())
             if key in surface_to_label and surface_to_label[key] != label:
-                raise UserError(f"verbaliser: surface {word!r} stands for both {surface_to_label[key]!r} and {label!r}")
+                raise UserError(f"verbaliser: surface {word!r} stands for both {surface_to_label[key]!r} and "
+                                f"{label!r}")
             surface_to_label[key] = label
     if not surface_to_label:
         raise UserError("parse_label: the label set is empty; pass the task's labels")

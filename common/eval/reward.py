@@ -42,7 +42,7 @@ def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> dic
 
 
 def rank_correlations(margins: Sequence[float], strength: Sequence[float]) -> dict[str, float | None]:
-    """Kendall τ_b and Spearman ρ of RM margins against preference strength; None where undefined (constant input)."""
+    """Kendall τ_b and Spearman ρ of margins against preference strength; None where undefined (constant input)."""
     from scipy.stats import kendalltau, spearmanr
 
     m, s = np.asarray(margins, dtype=float), np.asarray(strength, dtype=float)
