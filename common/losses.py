@@ -54,18 +54,18 @@ def reward_centering_term(chosen_rewards: Tensor, rejected_rewards: Tensor) -> T
 def dpo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
              ref_rejected_logps: Tensor, beta: float, loss_type: str = "sigmoid", label_smoothing: float = 0.0,
              reduction: str = "mean") -> tuple[Tensor, Tensor, Tensor]:
-    """The DPO family on sequence log-probs. All inputs (B,); returns (loss (), chosen_rewards (B,), rejected_rewards (B,)).
+    """The DPO family on sequence log-probs. Inputs (B,) -> (loss (), chosen_rewards (B,), rejected_rewards (B,)).
 
     With h = (log π(y_c) - log π_ref(y_c)) - (log π(y_r) - log π_ref(y_r)) and ε = label_smoothing:
 
     - sigmoid       -log σ(βh)                                   Rafailov et al. 2023, eq. 7
     - conservative  -(1-ε) log σ(βh) - ε log σ(-βh)              cDPO, Mitchell 2023 ("A note on DPO with noisy
                     preferences"): the label is flipped with probability ε; needs 0 < ε < 0.5
-    - robust        [-(1-ε) log σ(βh) + ε log σ(-βh)] / (1-2ε)   rDPO, Chowdhury et al. 2024 (ICML): an unbiased
+    - robust        [-(1-ε) log σ(βh) + ε log σ(-βh)] / (1-2ε)   rDPO, Chowdhury et al. 2024: an unbiased
                     estimate of the clean loss under flip rate ε; 0 <= ε < 0.5
     - ipo           (h - 1/(2β))^2                               Azar et al. 2023 (IPO), eq. 17, τ = β. Pass
                     length-averaged log-probs to get TRL's normalised form (what the IPO authors ran)
-    - hinge         max(0, 1 - βh)                               SLiC-HF, Zhao et al. 2023, calibration loss, δ = 1/β
+    - hinge         max(0, 1 - βh)                               SLiC-HF, Zhao et al. 2023 (calibration loss, δ = 1/β)
 
     Implicit rewards β(log π - log π_ref) of each side are returned detached, for metrics.
     """
@@ -136,7 +136,7 @@ class PairTerm:
             raise KeyError(f"pair term {self.name!r} needs per-pair column(s) {missing} in the batch; "
                            f"got {sorted(extras)}. Add them to the preference data.")
         out = self.fn(d, extras, label_smoothing)
-        assert out.shape == d.shape, f"pair term {self.name!r} returned shape {tuple(out.shape)}, expected {tuple(d.shape)}"
+        assert out.shape == d.shape, f"pair term {self.name!r} returned {tuple(out.shape)}, expected {tuple(d.shape)}"
         return out
 
 
