@@ -55,6 +55,21 @@ def resolve_lora_targets(model: Any, targets: str | list[str], where: str) -> li
     return names
 
 
+def check_deepspeed_config(path: str | None, where: str) -> None:
+    """Fail at config time, not after the model loaded, when the DeepSpeed json is missing or not JSON."""
+    if path is None:
+        return
+    import json
+
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}.deepspeed: {path!r} does not exist; use one of "
+                          "common/configs/deepspeed/{zero2,zero3,zero3_offload}.json")
+    try:
+        json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}.deepspeed: {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
 def check_4bit(load_in_4bit: bool, use_lora: bool, where: str) -> None:
     """QLoRA (Dettmers et al. 2023): 4-bit NF4 base + LoRA; bitsandbytes kernels need a CUDA GPU."""
     if not load_in_4bit:

@@ -22,6 +22,7 @@ from common.models import load_causal_lm, load_tokenizer, torch_dtype
 from common.templates import encode_prompt_response, template_names
 from common.train import (
     check_4bit,
+    check_deepspeed_config,
     logged_losses,
     prepare_checkpoints,
     quantization_config_4bit,
@@ -98,6 +99,7 @@ class SFTConfig:
             raise ConfigError(f"sft.report_to: {self.report_to!r} is not one of ['wandb', 'none', 'tensorboard']")
         torch_dtype(self.dtype)
         check_4bit(self.load_in_4bit, self.use_lora, "sft")
+        check_deepspeed_config(self.deepspeed, "sft")
 
     def data_spec(self, split: str | None = None) -> DataSpec:
         return DataSpec.from_fields(self.dataset, split or self.split, self.subset, self.columns,

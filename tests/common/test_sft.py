@@ -130,6 +130,20 @@ def test_bad_settings_fail_before_any_training(tiny_llama, sft_data, tmp_path, c
         main(["--model_name_or_path", tiny_llama, "--dataset", sft_data, "--output_dir", str(tmp_path / "x"),
               "--template", "lama2"])
     assert exc.value.code == 2 and "sft.template: 'lama2' is not registered" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"sft\.deepspeed: 'zero9\.json' does not exist"):
+        _cfg(tiny_llama, sft_data, tmp_path / "d", deepspeed="zero9.json")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="QLoRA needs a CUDA GPU"):
             _cfg(tiny_llama, sft_data, tmp_path / "q", use_lora=True, load_in_4bit=True)
+
+
+@pytest.mark.parametrize("name,stage", [("zero2", 2), ("zero3", 3), ("zero3_offload", 3)])
+def test_deepspeed_configs_defer_batch_and_precision_to_the_trainer(name, stage, tiny_llama, sft_data, tmp_path):
+    path = REPO / "common" / "configs" / "deepspeed" / f"{name}.json"
+    ds = json.loads(path.read_text())
+    assert ds["zero_optimization"]["stage"] == stage
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "gradient_clipping"):
+        assert ds[key] == "auto"  # HF integration fills these from the stage config, so they cannot disagree
+    assert ds["bf16"]["enabled"] == ds["fp16"]["enabled"] == "auto"
+    assert ("offload_param" in ds["zero_optimization"]) == name.endswith("offload")
+    _cfg(tiny_llama, sft_data, tmp_path / name, deepspeed=str(path))  # accepted by the stage config
