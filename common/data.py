@@ -10,7 +10,8 @@ Record kinds (see common/README.md):
 ``<split>.<ext>`` (e.g. ``/work/shared/data/hh-rlhf/helpful-base`` with split ``test``), or a hub id read with
 ``datasets.load_dataset(source, subset, split=split)``. ``columns`` maps canonical names to source columns
 (``{"prompt": "question", "chosen": "response_j"}``); every other column is kept as an extra.
-``source_format: hh_rlhf`` turns Anthropic HH-RLHF rows (two full transcripts) into canonical preference records.
+``source_format: hh_rlhf`` turns Anthropic HH-RLHF rows (two full transcripts) into canonical preference records
+(``sft`` kind: prompt + the chosen reply; ``prompt`` kind: the dialogue up to the final reply).
 """
 
 from __future__ import annotations
@@ -234,6 +235,9 @@ def load_records(source: str, kind: Kind, split: str = "train", subset: str | No
     rows = apply_columns(rows, columns, where)
     if source_format == "hh_rlhf":
         rows = hh_rlhf_to_preference(rows, where)
+        if kind != "preference":  # sft trains on the chosen reply; RL prompts keep only the dialogue so far
+            rows = [{**{k: v for k, v in r.items() if k not in ("chosen", "rejected")},
+                     **({"response": r["chosen"]} if kind == "sft" else {})} for r in rows]
     validate_records(rows, kind, where)
     if limit is not None and limit < len(rows):
         keep = sorted(random.Random(seed).sample(range(len(rows)), limit))

@@ -48,7 +48,7 @@ class SFTConfig:
     split: str = field(default="train", metadata=_help("split of `dataset` (hub) or file stem in a folder"))
     subset: str | None = field(default=None, metadata=_help("hub dataset config name"))
     columns: dict | None = field(default=None, metadata=_help("column mapping {canonical: source column}"))
-    source_format: str = field(default="canonical", metadata=_help("canonical (common.data)"))
+    source_format: str = field(default="canonical", metadata=_help("canonical, or hh_rlhf (chosen replies)"))
     limit: int | None = field(default=None, metadata=_help("train on a seeded subset of this many records"))
     eval_split: str | None = field(default=None, metadata=_help("split of `dataset` for eval_loss; None: use "
                                                                 "eval_fraction of the training records"))

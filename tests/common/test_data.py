@@ -143,3 +143,11 @@ def test_hh_rlhf_test_split_loads_as_preference_pairs(shared_data):
     assert len(records) == 2354 - 2  # two pairs with identical replies are dropped
     first = records[0]
     assert first["prompt"][-1]["role"] == "user" and first["chosen"] != first["rejected"]
+
+
+def test_hh_rlhf_gives_sft_and_prompt_records_too(tmp_path):
+    row = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away."}
+    path = str(_write_jsonl(tmp_path / "hh.jsonl", [row]))
+    prompt = [{"role": "user", "content": "Hi"}]
+    assert load_records(path, "sft", source_format="hh_rlhf") == [{"prompt": prompt, "response": "Hello!"}]
+    assert load_records(path, "prompt", source_format="hh_rlhf") == [{"prompt": prompt}]

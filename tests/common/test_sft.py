@@ -17,7 +17,7 @@ import torch
 from common.config import ConfigError, UserError
 from common.models import load_causal_lm, load_tokenizer
 from common.templates import render_prompt, render_response
-from common.train.sft import SFTConfig, main, train_sft
+from common.train.sft import SFTConfig, main, sft_examples, train_sft
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS = [
@@ -147,3 +147,17 @@ def test_deepspeed_configs_defer_batch_and_precision_to_the_trainer(name, stage,
     assert ds["bf16"]["enabled"] == ds["fp16"]["enabled"] == "auto"
     assert ("offload_param" in ds["zero_optimization"]) == name.endswith("offload")
     _cfg(tiny_llama, sft_data, tmp_path / name, deepspeed=str(path))  # accepted by the stage config
+
+
+def test_messages_record_trains_its_last_assistant_turn_only(tiny_llama, sft_data, tmp_path):
+    tok = load_tokenizer(tiny_llama)
+    cfg = _cfg(tiny_llama, sft_data, tmp_path / "m", template="qwen", system="Be brief.")
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+               {"role": "user", "content": "Name a colour."}]
+    as_messages = {"messages": [*history, {"role": "assistant", "content": "Blue."}]}
+    as_pair = {"prompt": history, "response": "Blue."}
+    (a,), (b,) = sft_examples([as_messages], tok, cfg), sft_examples([as_pair], tok, cfg)
+    assert a == b
+    trained = [t for t, lab in zip(a["input_ids"], a["labels"]) if lab != -100]
+    assert tok.decode(trained) == "Blue.<|im_end|>\n"
+    assert tok.decode(a["input_ids"]).startswith("<|im_start|>system\nBe brief.<|im_end|>")
