@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
+# Tests never need a wandb run; "disabled" makes wandb.init a no-op (runs default to offline outside tests).
+os.environ["WANDB_MODE"] = "disabled"
+# Tiny models train faster on one thread than on two contended ones (0.35 s vs 3 s a step measured here).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402  (after OMP_NUM_THREADS is set)
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("RLHF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
