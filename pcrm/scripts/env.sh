@@ -1,0 +1,19 @@
+# Sourced by every PCRM stage script: CONFIG (recipe), RUNS (runs root), MODEL (run-folder name), TASK
+# (dialogue | tldr), VARIANTS (RM variants), OVERWRITE (true replaces finished runs), PY (python).
+set -euo pipefail
+: "${CONFIG:?set CONFIG to a recipe, e.g. pcrm/configs/tiny.yaml}"
+RUNS=${RUNS:-runs}
+MODEL=${MODEL:-$(basename "$CONFIG" .yaml)}
+TASK=${TASK:-dialogue}
+VARIANTS=${VARIANTS:-${VARIANT:-baseline len_rat cos_sim random fixed}}
+PY=${PY:-python}
+OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
+ROOT=$RUNS/pcrm/$MODEL/$TASK
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+# The paper ran DPO and PPO for baseline, len_rat and cos_sim only [CODE]
+POLICY_VARIANTS=$(for v in $VARIANTS; do case $v in baseline|len_rat|cos_sim) echo -n "$v ";; esac; done)
+# run_if_needed DIR CMD...: skip a stage whose run folder already finished (metrics.json), unless OVERWRITE=true
+run_if_needed() {
+  local dir=$1; shift
+  if [ -f "$dir/metrics.json" ] && [ -z "$OW" ]; then echo "skip (finished): $dir"; else "$@"; fi
+}
