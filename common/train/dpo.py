@@ -34,6 +34,7 @@ from common.templates import encode_prompt_response
 from common.train.rm import (
     PairStageConfig,
     _help,
+    check_pair_term_columns,
     last_checkpoint,
     load_pairs,
     lora_config,
@@ -280,7 +281,7 @@ def build_dpo_trainer(cfg: DPOConfig, train_records: list[dict], eval_records: l
 
     tokenizer = load_tokenizer(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
     extras = numeric_extra_columns(train_records)
-    get_pair_term(cfg.pair_term)(torch.zeros(1), {k: torch.zeros(1) for k in extras})  # fail early on missing columns
+    check_pair_term_columns(cfg, extras)
     rows, at_max = encode_pairs(train_records, tokenizer, cfg, extras)
     eval_rows, eval_at_max = encode_pairs(eval_records or [], tokenizer, cfg, extras)
     collator = DPOCollator(tokenizer.pad_token_id, tuple(extras))

@@ -176,6 +176,14 @@ def numeric_extra_columns(records: list[dict]) -> list[str]:
                                          for r in records))
 
 
+def check_pair_term_columns(cfg: PairStageConfig, extras: list[str]) -> None:
+    """Fail before any training when the pair term needs a per-pair column the data lacks."""
+    needed = [c for c in get_pair_term(cfg.pair_term).columns if c not in extras]
+    if needed:
+        raise ConfigError(f"{cfg.SECTION}.pair_term: {cfg.pair_term!r} needs numeric per-pair column(s) {needed} in "
+                          f"{cfg.dataset}; its numeric extra columns are {extras}")
+
+
 def tokenize_pairs(records: list[dict], tokenizer, cfg: RMConfig, extras: list[str]) -> tuple[list[dict], list[int]]:
     """Rows {chosen_ids, rejected_ids, **extras} of the pairs that fit ``max_length``, and their record indices."""
     rows, kept = [], []
@@ -204,7 +212,8 @@ class PairCollator:
         return {"input_ids": ids, "attention_mask": mask, "extras": extras}
 
 
-def _make_trainer_class():
+def pairwise_reward_trainer_class():
+    """The trainer class (built lazily so importing this module does not import TRL); papers subclass it."""
     from trl import RewardTrainer
 
     class PairwiseRewardTrainer(RewardTrainer):
@@ -232,6 +241,8 @@ def _make_trainer_class():
 
     return PairwiseRewardTrainer
 
+
+_make_trainer_class = pairwise_reward_trainer_class  # older name, used by pcrm.rm
 
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluation.
@@ -273,7 +284,7 @@ def load_pairs(cfg: PairStageConfig) -> tuple[list[dict], list[dict]]:
         evals = DataSpec.from_fields(cfg.eval_dataset, cfg.eval_split, cfg.subset, cfg.columns, cfg.eval_limit,
                                      cfg.source_format).load("preference", seed=cfg.seed)
         return train, evals
-    n_eval = int(round(len(train) * cfg.eval_fraction))
+    n_eval = round(len(train) * cfg.eval_fraction)
     if n_eval == 0:
         return train, []
     order = np.random.default_rng(cfg.seed).permutation(len(train))
@@ -309,14 +320,17 @@ def last_checkpoint(output_dir: str) -> str | None:
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
-def build_rm_trainer(cfg: RMConfig, train_records: list[dict]):
-    """The trainer on the tokenised training pairs, plus how many pairs were dropped for length."""
+def build_rm_trainer(cfg: RMConfig, train_records: list[dict], trainer_class: type | None = None):
+    """The trainer on the tokenised training pairs, plus how many pairs were dropped for length.
+
+    ``trainer_class`` replaces the default (a subclass of ``pairwise_reward_trainer_class()`` taking the same
+    ``pair_term``/``center_coef`` keywords), for papers that change how the pair's score difference is read."""
     from datasets import Dataset
     from trl import RewardConfig
 
     tokenizer = load_tokenizer(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
     extras = numeric_extra_columns(train_records)
-    get_pair_term(cfg.pair_term)(torch.zeros(1), {k: torch.zeros(1) for k in extras})  # fail early on missing columns
+    check_pair_term_columns(cfg, extras)
     rows, _ = tokenize_pairs(train_records, tokenizer, cfg, extras)
     if not rows:
         raise ConfigError(f"rm.max_length: all {len(train_records)} training pairs are longer than {cfg.max_length} "
@@ -336,7 +350,7 @@ def build_rm_trainer(cfg: RMConfig, train_records: list[dict]):
         # we tokenise and length-filter ourselves (to count drops) and keep the extra columns for the loss
         max_length=None, remove_unused_columns=False,
     )
-    trainer = _make_trainer_class()(
+    trainer = (trainer_class or pairwise_reward_trainer_class())(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
         data_collator=PairCollator(tokenizer.pad_token_id, tuple(extras)),
         peft_config=lora_config(cfg, "SEQ_CLS") if cfg.use_lora else None,
@@ -362,11 +376,11 @@ def fit_eval_records(records: list[dict], tokenizer, cfg: RMConfig) -> tuple[lis
     return [records[i] for i in kept], len(records) - len(kept)
 
 
-def train_rm(cfg: RMConfig) -> dict[str, Any]:
+def train_rm(cfg: RMConfig, trainer_class: type | None = None) -> dict[str, Any]:
     """Train; save the model (full, or LoRA adapter + score head) and tokenizer; score the eval pairs; metrics."""
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     train_records, eval_records = load_pairs(cfg)
-    trainer, dropped = build_rm_trainer(cfg, train_records)
+    trainer, dropped = build_rm_trainer(cfg, train_records, trainer_class)
     tokenizer = trainer.processing_class
     eval_records, eval_dropped = fit_eval_records(eval_records, tokenizer, cfg)
     epochs: list[dict] = []
