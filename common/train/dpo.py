@@ -196,7 +196,8 @@ def pair_losses(model, ref, inputs: dict[str, Any], cfg: DPOConfig) -> tuple[Ten
     seq = {k: inputs[k] for k in ("input_ids", "attention_mask", "labels")}
     logps, n_tokens = sequence_logps(model, **seq)  # (2B,), (2B,)
     ref_logps = inputs["ref_logps"] if "ref_logps" in inputs else reference_logps(model, ref, **seq)[0]
-    if cfg.loss_type == "ipo":  # IPO on per-token averages (TRL's normalisation, confirmed by the IPO authors)
+    # IPO on per-token averages (TRL's normalisation, confirmed by the IPO authors); its logged rewards are per token
+    if cfg.loss_type == "ipo":
         logps, ref_logps = logps / n_tokens.clamp(min=1), ref_logps / n_tokens.clamp(min=1)
     chosen, rejected = logps.chunk(2)
     ref_chosen, ref_rejected = ref_logps.to(logps.dtype).chunk(2)
