@@ -1,0 +1,29 @@
+# SER (Self-Evolved Reward Learning): `make ser-<model> DATASET=hh|ultrafeedback|summarize|stackexchange`.
+SER_DATASET ?= $(or $(DATASET),hh)
+SER_ENV = CONFIG=ser/configs/$(1).yaml MODEL=$(1) RUNS=$(RUNS) PY=$(PY) DATASET=$(SER_DATASET) OVERWRITE=$(or $(OVERWRITE),false) HF_HUB_OFFLINE=$(or $(HF_HUB_OFFLINE),0)
+SER_PIPELINE = $(call SER_ENV,$(1)) bash ser/scripts/01_sft.sh && $(call SER_ENV,$(1)) bash ser/scripts/02_rm_seed.sh && \
+  $(call SER_ENV,$(1)) bash ser/scripts/03_ser_loop.sh && \
+  for rm in seed ser full; do RM=$$rm $(call SER_ENV,$(1)) bash ser/scripts/04_ppo.sh || exit 1; done && \
+  $(call SER_ENV,$(1)) bash ser/scripts/05_eval.sh
+
+.PHONY: ser-tiny ser-fidelity ser-llama3 ser-mistral ser-llama2-13b ser-llama2-70b
+
+ser-tiny: $(PREPARED) ## SER loop on the embedded MiniLM (frozen, BT head) and 300 SST-2 pairs; prints the per-loop table
+	CONFIG=ser/configs/tiny.yaml MODEL=tiny RUNS=$(RUNS) PY=$(PY) HF_HUB_OFFLINE=1 OVERWRITE=$(or $(OVERWRITE),false) \
+	  bash ser/scripts/03_ser_loop.sh data_path=$(or $(SHARED_DATA),../shared/data)
+
+ser-fidelity: $(PREPARED) ## SER on hh-rlhf + SST-2 pairs, seed 1/5/15%, MiniLM on CPU (~15 min); writes results.md + plot
+	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity data_root=$(or $(SHARED_DATA),../shared/data) \
+	  $(if $(filter true,$(OVERWRITE)),--overwrite true)
+
+ser-llama3: $(INSTALLED) ## SER on Meta-Llama-3-8B: SFT, seed RM, SER loop, PPO x3 (seed/SER/full RM), judge (DATASET=hh|...)
+	$(call SER_PIPELINE,llama3)
+
+ser-mistral: $(INSTALLED) ## SER on Mistral-7B-v0.1 (same pipeline as ser-llama3)
+	$(call SER_PIPELINE,mistral)
+
+ser-llama2-13b: $(INSTALLED) ## SER on Llama-2-13B (same pipeline as ser-llama3)
+	$(call SER_PIPELINE,llama2-13b)
+
+ser-llama2-70b: $(INSTALLED) ## SER on Llama-2-70B: LoRA r 2, ZeRO-3; multi-node (launch via accelerate/deepspeed hostfile)
+	$(call SER_PIPELINE,llama2-70b)

@@ -1,0 +1,92 @@
+"""How the SER loop trains and scores a reward model: a two-method backend, chosen by ``ser.backend``.
+
+    train(pairs, out_dir, init_from) -> info dict      # pairs: [{prompt, chosen, rejected}]; the RM lands in out_dir
+    score(model_dir, prompts, responses) -> (N,) raw rewards r(q, a)
+
+The loop only ever calls these two, so tests inject a fast fake, the fidelity run a frozen encoder with a trained
+head (``ser.encoder_head``), and real runs the shared RM stage (``common.train.rm``) with LoRA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from common.artifacts import write_jsonl
+from common.config import UserError
+from ser.encoder_head import QUESTION_ANSWER, FrozenEncoderHead
+
+
+class RewardBackend(Protocol):
+    def train(self, pairs: list[dict], out_dir: Path, init_from: Path | None) -> dict: ...
+
+    def score(self, model_dir: Path, prompts: list[str], responses: list[str]) -> np.ndarray: ...
+
+
+def question_header(q: str) -> str:
+    """SER's prompt up to the answer, "Question: {q}\\n\\nAnswer: " [CODE]; the response follows with template plain."""
+    return QUESTION_ANSWER.format(q=q, a="")
+
+
+class CommonRMBackend:
+    """``common.train.rm`` (BT, optional LoRA) for training; the trained model's own scorer for pointwise rewards.
+
+    ``settings`` are RMConfig fields (``ser.rm``); dataset, output_dir, seed and the template are filled per loop.
+    Pairs longer than ``max_length`` are dropped by the RM stage, which counts them.
+    """
+
+    def __init__(self, settings: dict):
+        self.settings = dict(settings)
+        if "model_name_or_path" not in self.settings:
+            raise UserError("ser.rm.model_name_or_path is required for ser.backend common_rm (usually the SFT model)")
+        self._scorer: tuple[str, object] | None = None
+
+    def train(self, pairs: list[dict], out_dir: Path, init_from: Path | None) -> dict:
+        from common.config import build_dataclass
+        from common.train.rm import RMConfig, train_rm
+
+        out_dir = Path(out_dir)
+        data = out_dir.parent / f"{out_dir.name}_train_pairs.jsonl"
+        write_jsonl(data, [{"prompt": question_header(p["prompt"]), "chosen": p["chosen"],
+                            "rejected": p["rejected"]} for p in pairs])
+        # every loop is scored on the held-out pairs by the loop itself; the RM stage evaluates nothing
+        values = {**{k: v for k, v in self.settings.items() if k not in ("eval_dataset", "eval_split", "eval_limit")},
+                  "dataset": str(data), "output_dir": str(out_dir), "template": "plain",
+                  "eval_fraction": 0.0, "overwrite": True}
+        if init_from is not None:
+            if self.settings.get("use_lora"):
+                raise UserError("ser.retrain_from previous continues a full RM; with ser.rm.use_lora true use "
+                                "retrain_from initial (or merge the adapter with common.merge_lora first)")
+            values["model_name_or_path"] = str(init_from)
+        metrics = train_rm(build_dataclass(RMConfig, values, "ser.rm"))
+        return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+
+    def score(self, model_dir: Path, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """Raw rewards, encoded exactly as the RM stage encodes its training texts (``score_texts``)."""
+        from common.rewards import RewardModelScorer
+        from common.train.rm import format_rm_input, score_texts
+
+        if self._scorer is None or self._scorer[0] != str(model_dir):
+            base, adapter = (self.settings["model_name_or_path"], str(model_dir)) if self.settings.get("use_lora") \
+                else (str(model_dir), None)
+            self._scorer = (str(model_dir), RewardModelScorer(base, template="plain", adapter=adapter,
+                                                              dtype=self.settings.get("dtype", "float32")))
+        scorer = self._scorer[1]
+        texts = [format_rm_input(question_header(q), a, "plain", scorer.tokenizer) for q, a in zip(prompts, responses)]
+        return score_texts(scorer.model, scorer.tokenizer, texts, self.settings.get("per_device_eval_batch_size", 8),
+                           self.settings.get("max_length", 512)).numpy()
+
+
+REWARD_BACKENDS: dict[str, Callable[[dict], RewardBackend]] = {
+    "frozen_encoder": FrozenEncoderHead,
+    "common_rm": CommonRMBackend,
+}
+
+
+def build_backend(name: str, settings: dict) -> RewardBackend:
+    if name not in REWARD_BACKENDS:
+        raise UserError(f"ser.backend {name!r} is not one of {sorted(REWARD_BACKENDS)}")
+    return REWARD_BACKENDS[name](settings)
