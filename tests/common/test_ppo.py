@@ -1,0 +1,190 @@
+"""PPO / ReMax: the math against hand-computed values, then short seeded runs of the stage on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from common.artifacts import read_jsonl
+from common.config import UserError
+from common.rewards import FunctionReward
+from common.train import ppo_core as core
+from common.train.ppo import PPOConfig, train_ppo
+from common.train.ppo_models import response_mask_from_eos
+
+# --- math ------------------------------------------------------------------------------------------------------
+
+
+def test_gae_matches_a_hand_computed_three_step_example():
+    rewards = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.0, 0.0]])
+    values = torch.tensor([[0.5, 0.4, 0.3], [0.2, 9.0, 9.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])  # row 2: a one-token response; its padding must not leak in
+    adv, ret = core.gae_advantages(rewards, values, mask, gamma=1.0, lam=0.95)
+    # row 1: δ2 = 1 - 0.3 = 0.7; δ1 = 0 + 0.3 - 0.4 = -0.1; δ0 = 0 + 0.4 - 0.5 = -0.1
+    #        A2 = 0.7; A1 = -0.1 + 0.95 * 0.7 = 0.565; A0 = -0.1 + 0.95 * 0.565 = 0.43675
+    # row 2: A0 = 0.5 + 0 - 0.2 = 0.3
+    assert torch.allclose(adv, torch.tensor([[0.43675, 0.565, 0.7], [0.3, 0.0, 0.0]]))
+    assert torch.allclose(ret, torch.tensor([[0.93675, 0.965, 1.0], [0.5, 0.0, 0.0]]))
+
+
+def test_gae_discount():
+    adv, _ = core.gae_advantages(torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2), torch.ones(1, 2), gamma=0.5, lam=1.0)
+    assert torch.allclose(adv, torch.tensor([[0.5, 1.0]]))  # A0 = γ r1 with λ = 1 and zero values
+
+
+def test_kl_penalty_per_token_and_score_at_last_token():
+    logp = torch.tensor([[-1.0, -2.0, -3.0]])
+    ref = torch.tensor([[-1.5, -2.0, -2.0]])
+    mask = torch.tensor([[1, 1, 0]])
+    rewards, kl = core.kl_penalised_rewards(torch.tensor([2.0]), logp, ref, mask, kl_coef=0.1)
+    assert torch.allclose(kl, torch.tensor([[0.5, 0.0, 0.0]]))
+    assert torch.allclose(rewards, torch.tensor([[-0.05, 2.0, 0.0]]))
+
+
+def test_clipped_policy_loss_by_hand():
+    old = torch.zeros(1, 2)
+    new = torch.tensor([[math.log(1.5), math.log(0.5)]])  # ratios 1.5 and 0.5
+    adv = torch.tensor([[1.0, 1.0]])
+    loss, stats = core.ppo_policy_loss(new, old, adv, torch.ones(1, 2), cliprange=0.2)
+    # token 1: max(-1.5, -1.2) = -1.2 (clipped); token 2: max(-0.5, -0.8) = -0.5
+    assert torch.isclose(loss, torch.tensor(-0.85))
+    assert stats["clipfrac"] == pytest.approx(0.5)
+
+
+def test_clipped_value_loss_by_hand():
+    loss = core.ppo_value_loss(torch.tensor([[2.0]]), torch.tensor([[0.0]]), torch.tensor([[1.0]]),
+                               torch.ones(1, 1), cliprange_value=0.5)
+    assert torch.isclose(loss, torch.tensor(0.5 * max((2 - 1) ** 2, (0.5 - 1) ** 2)))
+
+
+def test_remax_advantage_and_loss():
+    logp, ref, mask = torch.tensor([[-1.0, -1.0]]), torch.tensor([[-2.0, -1.0]]), torch.ones(1, 2)
+    r_sample = core.remax_returns(torch.tensor([3.0]), logp, ref, mask, kl_coef=0.5)  # 3 - 0.5 * 1
+    r_greedy = core.remax_returns(torch.tensor([1.0]), ref, ref, mask, kl_coef=0.5)
+    adv = r_sample - r_greedy
+    assert torch.allclose(adv, torch.tensor([1.5]))
+    assert torch.isclose(core.remax_loss(logp, adv, mask), torch.tensor(-1.5 * -2.0))
+
+
+def test_adaptive_kl_moves_towards_target():
+    up = core.AdaptiveKLController(0.2, target=6.0, horizon=10000)
+    up.update(current_kl=9.0, n_steps=256)  # error clipped to +0.2
+    assert up.value == pytest.approx(0.2 * (1 + 0.2 * 256 / 10000))
+    down = core.AdaptiveKLController(0.2, target=6.0, horizon=10000)
+    down.update(current_kl=5.4, n_steps=256)  # error -0.1
+    assert down.value == pytest.approx(0.2 * (1 - 0.1 * 256 / 10000))
+    fixed = core.FixedKLController(0.1)
+    fixed.update(100.0, 256)
+    assert fixed.value == 0.1
+
+
+def test_running_moments_match_numpy():
+    stats = core.RunningMoments()
+    x = torch.tensor([1.0, 2.0, 3.0, 10.0, -4.0])
+    stats.update(x[:2])
+    stats.update(x[2:])
+    assert stats.mean == pytest.approx(x.mean().item())
+    assert stats.std == pytest.approx(x.std(unbiased=False).item())
+
+
+def test_response_mask_keeps_the_first_eos_when_pad_is_eos():
+    eos = 2
+    resp = torch.tensor([[5, 6, eos, eos, eos], [5, 6, 7, 8, 9], [eos, eos, eos, eos, eos]])
+    mask = response_mask_from_eos(resp, [eos])
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+
+
+# --- the stage on the tiny model --------------------------------------------------------------------------------
+
+PROMPTS = ["Name a color.", "What is 2+2?", "Say something nice.", "Name an animal.", "Give me a fruit.",
+           "What is the capital of France?", "Tell me a joke.", "Name a country.", "Write a haiku.",
+           "Count to three.", "What day is it?", "Describe the sea."]
+
+
+@pytest.fixture
+def prompt_file(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    return str(path)
+
+
+def low_half_reward(tiny_llama):
+    """Fraction of response tokens from the lower half of the vocabulary: arbitrary for a random model, so any rise
+    is learned. A low temperature (0.1) makes the random tiny model's sampling peaked enough to learn in a few steps."""
+    from common.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama)
+
+    def fn(prompts, responses):
+        out = []
+        for r in responses:
+            ids = tok(r, add_special_tokens=False)["input_ids"] or [len(tok)]
+            out.append(sum(i < len(tok) // 2 for i in ids) / len(ids))
+        return out
+
+    return FunctionReward(fn)
+
+
+def _cfg(tiny_llama, prompt_file, out, **kw):
+    base = dict(model=tiny_llama, dataset=prompt_file, output_dir=str(out), seed=0, rollout_batch_size=8,
+                mini_batch_size=4, max_new_tokens=6, temperature=0.1, kl_coef=0.05, kl_target=1.0, kl_horizon=50,
+                critic_learning_rate=1e-3, save_steps=0)
+    base.update(kw)
+    return PPOConfig(**base)
+
+
+def _rises(log):
+    rewards = [r["reward"] for r in log]
+    return sum(rewards[-3:]) / 3 - rewards[0]
+
+
+def _kl_controller_followed_the_kl(log, target):
+    for prev, nxt in zip(log, log[1:]):
+        if prev["kl"] > target:
+            assert nxt["kl_coef"] > prev["kl_coef"], (prev, nxt)
+        elif prev["kl"] < target:
+            assert nxt["kl_coef"] < prev["kl_coef"], (prev, nxt)
+
+
+def test_ppo_raises_the_reward_and_adapts_the_kl_coefficient(tiny_llama, prompt_file, tmp_path):
+    cfg = _cfg(tiny_llama, prompt_file, tmp_path / "ppo", algorithm="ppo", learning_rate=1e-3, ppo_epochs=4,
+               total_steps=8)
+    metrics = train_ppo(cfg, reward_source=low_half_reward(tiny_llama))
+    log = read_jsonl(tmp_path / "ppo" / "log.jsonl")
+    assert [r["step"] for r in log] == list(range(1, 9))
+    assert _rises(log) > 0.15, [r["reward"] for r in log]
+    assert log[0]["kl"] == pytest.approx(0.0, abs=1e-4)  # the first rollout comes from the reference itself
+    _kl_controller_followed_the_kl(log, cfg.kl_target)
+    assert metrics["kl_coef_last"] > cfg.kl_coef  # the policy drifted past the small target: β went up
+    assert (tmp_path / "ppo" / "policy" / "config.json").exists()
+
+
+def test_remax_raises_the_reward(tiny_llama, prompt_file, tmp_path):
+    cfg = _cfg(tiny_llama, prompt_file, tmp_path / "remax", algorithm="remax", learning_rate=3e-3, ppo_epochs=1,
+               kl_coef=0.005, total_steps=8)
+    train_ppo(cfg, reward_source=low_half_reward(tiny_llama))
+    log = read_jsonl(tmp_path / "remax" / "log.jsonl")
+    assert _rises(log) > 0.15, [r["reward"] for r in log]
+    assert all("reward_greedy" in r and "value_loss" not in r for r in log)
+    _kl_controller_followed_the_kl(log, cfg.kl_target)
+
+
+def test_resume_continues_from_the_latest_checkpoint(tiny_llama, prompt_file, tmp_path):
+    out = tmp_path / "run"
+    reward = FunctionReward(lambda p, r: [float(len(x)) / 10 for x in r])
+    kw = dict(algorithm="ppo", use_lora=True, learning_rate=1e-3, ppo_epochs=1, save_steps=1, total_steps=2)
+    train_ppo(_cfg(tiny_llama, prompt_file, out, **kw), reward_source=reward)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
+    with pytest.raises(UserError, match="overwrite true"):  # a second run into the folder must say what it does
+        train_ppo(_cfg(tiny_llama, prompt_file, out, **{**kw, "total_steps": 3}), reward_source=reward)
+    saved = torch.load(out / "checkpoints" / "step-000002" / "trainer_state.pt", weights_only=False)
+    metrics = train_ppo(_cfg(tiny_llama, prompt_file, out, resume=True, **{**kw, "total_steps": 3}),
+                        reward_source=reward)
+    log = read_jsonl(out / "log.jsonl")
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert log[2]["kl_coef"] == pytest.approx(saved["kl_ctl"]["value"])  # the controller state came back
+    assert metrics["steps"] == 3
+    assert (out / "checkpoints" / "step-000003").is_dir() and not (out / "checkpoints" / "step-000001").exists()
