@@ -3,8 +3,9 @@
 Upstream [CODE scripts/generate_personas.py] draws sex, age group, nationality and social class uniformly per seed,
 asks Llama-3.3-70B (guided JSON, temperature 0.7) to rewrite the seed into a persona with those traits, and ships
 1,000 personas of which 20 "stratified" ones judge (the stratification script is not released). Upstream's output
-drifted from its own enums (45 nationalities instead of 31, ages such as "40s"); we validate each answer against
-the values we drew, re-ask on a mismatch, and skip (and count) a seed that still fails.
+drifted from its own enums (45 nationalities instead of 31, ages such as "40s"). We validate each JSON answer
+against the enums (re-asking through common.structured when a field is missing or off-list), then skip and count
+both the seeds that never validate and those whose answer changed a drawn trait ("drifted").
 
 Stratification rule (ours): the joint target distribution over ``stratify_on`` is the product of the configured
 marginals; the N seats are allocated to the cells by largest remainder, and each cell is filled by a seeded draw
@@ -123,22 +124,23 @@ def draw_traits(cfg: PersonaConfig, n: int, rng: random.Random) -> list[dict[str
     return [{name: rng.choices(list(d), weights=list(d.values()))[0] for name, d in dists.items()} for _ in range(n)]
 
 
-def trait_parser(drawn: dict[str, str]):
-    """A parse function for common.structured: the JSON answer must restate every drawn trait (case-insensitive)."""
+def parse_persona(text: str, allowed: dict[str, list[str]]) -> dict[str, str]:
+    """A parse function for common.structured: one JSON object, a description, every trait one of its allowed
+    values (matched case-insensitively, returned in the configured spelling). Raises ParseError otherwise."""
     from common.structured import ParseError, parse_json_object
 
-    def parse(text: str) -> dict[str, str]:
-        obj = parse_json_object(text)
-        description = obj.get("persona")
-        if not isinstance(description, str) or len(description.split()) < 3:
-            raise ParseError("'persona' must be a description of at least a few words")
-        for name, value in drawn.items():
-            got = obj.get(name)
-            if not isinstance(got, str) or got.strip().lower() != value.lower():
-                raise ParseError(f"{name!r} must be exactly {value!r}, got {got!r}")
-        return {"persona": description.strip(), **drawn}
-
-    return parse
+    obj = parse_json_object(text)
+    description = obj.get("persona")
+    if not isinstance(description, str) or len(description.split()) < 3:
+        raise ParseError("'persona' must be a description of at least a few words")
+    out = {"persona": description.strip()}
+    for name, values in allowed.items():
+        got = obj.get(name)
+        match = [v for v in values if isinstance(got, str) and got.strip().lower() == v.lower()]
+        if not match:
+            raise ParseError(f"{name!r} must be one of {values}, got {got!r}")
+        out[name] = match[0]
+    return out
 
 
 def compose_persona(seed_persona: str, traits: dict[str, str]) -> str:
@@ -156,15 +158,20 @@ def enrich_personas(cfg: PersonaConfig, seeds: list[dict], generator: Any = None
     else:
         from common.structured import ask_structured
 
+        allowed = {name: list(cfg.distribution(name)) for name in DEMOGRAPHIC_FIELDS}
         conversations = [[{"role": "user", "content": ENRICH_PROMPT.format(seed=s["seed_persona"], **t)}]
                          for s, t in zip(seeds, traits)]
-        answers = [ask_structured(generator, [conv], trait_parser(t), max_attempts=cfg.max_attempts)[0]
-                   for conv, t in zip(conversations, traits)]
-        values = [a.value if a.error is None else None for a in answers]
+        answers = ask_structured(generator, conversations, lambda text: parse_persona(text, allowed),
+                                 max_attempts=cfg.max_attempts, desc="personas")
+        # A valid answer that changed a drawn trait is skipped (counted as drifted), never repaired: keeping it would
+        # move the pool away from the configured distributions, which is how upstream ended up with 45 nationalities.
+        values = [a.value if a.ok and all(a.value[k] == t[k] for k in t) else None for a, t in zip(answers, traits)]
         attempts = [a.attempts for a in answers]
+        drifted = sum(a.ok and v is None for a, v in zip(answers, values))
     personas = [{"persona_id": f"p{s['seed_id']}", **v, "seed_id": s["seed_id"], "seed_persona": s["seed_persona"]}
                 for s, v in zip(seeds, values) if v is not None]
-    return personas, {"valid": len(personas), "skipped": len(seeds) - len(personas), "attempts": sum(attempts)}
+    return personas, {"valid": len(personas), "skipped": len(seeds) - len(personas), "attempts": sum(attempts),
+                      "drifted": drifted if cfg.enrich == "llm" else 0}
 
 
 def largest_remainder(n: int, probs: list[float]) -> list[int]:
@@ -240,6 +247,7 @@ def run_personas(cfg: PersonaConfig) -> dict:
     print(table)
     metrics = {"n_seed": len(seeds), "n_valid": counts["valid"], "n_skipped": counts["skipped"],
                "valid_rate": counts["valid"] / len(seeds), "enrich_attempts": counts["attempts"],
+               "n_drifted": counts["drifted"],
                "n_judges": len(judges), "strata_cells": strat["cells"], "strata_shortfall": strat["shortfall"]}
     return run.finish(metrics, key_metric="valid_rate")
 

@@ -10,12 +10,13 @@ import pytest
 
 from common.config import ConfigError, UserError
 from rlchf.personas import (
+    DEMOGRAPHIC_FIELDS,
     PersonaConfig,
     largest_remainder,
     load_seed_personas,
     run_personas,
     stratified_select,
-    trait_parser,
+    parse_persona,
 )
 
 
@@ -51,18 +52,19 @@ def test_stratified_panel_fills_an_empty_cell_from_the_rest_and_reports_it():
         stratified_select(people, 41, ["sex"], dists, seed=0)
 
 
-def test_trait_parser_accepts_restated_traits_and_rejects_drift():
+def test_persona_parser_accepts_enum_values_and_rejects_off_list_ones():
     from common.structured import ParseError
 
-    drawn = {"sex": "female", "age": "adult", "nationality": "Kenyan", "social_class": "middle"}
-    parse = trait_parser(drawn)
+    allowed = {name: list(PersonaConfig().distribution(name)) for name in DEMOGRAPHIC_FIELDS}
     good = json.dumps({"persona": "A nurse from Nairobi who loves chess.", "sex": "Female", "age": "adult",
                        "nationality": "Kenyan", "social_class": "middle"})
-    assert parse(good)["sex"] == "female"
+    assert parse_persona("Sure! " + good, allowed)["sex"] == "female"
     with pytest.raises(ParseError, match="age"):
-        parse(good.replace('"adult"', '"40s"'))
+        parse_persona(good.replace('"adult"', '"40s"'), allowed)
+    with pytest.raises(ParseError, match="nationality"):
+        parse_persona(good.replace('"Kenyan"', '"Martian"'), allowed)
     with pytest.raises(ParseError):
-        parse("not json at all")
+        parse_persona("not json at all", allowed)
 
 
 def test_seed_personas_load_from_local_jsonl_gz_and_refuse_missing_field(tmp_path):
