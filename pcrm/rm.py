@@ -83,31 +83,37 @@ def _score_module(model) -> torch.nn.Module:
     return min(named, key=lambda item: item[0].count("."))[1]
 
 
+def token_values(model, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The model's sequence scores (N,) and its head's output at every position (N, T), from one forward pass."""
+    captured: dict[str, Tensor] = {}
+    hook = _score_module(model).register_forward_hook(lambda m, a, out: captured.__setitem__("v", out))
+    try:
+        outputs = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    finally:
+        hook.remove()
+    return outputs.logits.squeeze(-1), captured["v"].squeeze(-1)
+
+
 def make_token_trainer_class():
     """common's pairwise RM trainer with the divergent-span objective in place of the last-token one."""
     base = common_rm.pairwise_reward_trainer_class()
 
     class DivergentSpanRewardTrainer(base):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            captured: dict[str, Tensor] = {}
-            hook = _score_module(model).register_forward_hook(lambda m, a, out: captured.__setitem__("v", out))
-            try:
-                outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                use_cache=False)
-            finally:
-                hook.remove()
-            values = captured["v"].squeeze(-1)  # (2B, T)
+            scores, values = token_values(model, inputs["input_ids"], inputs["attention_mask"])  # (2B,), (2B, T)
             chosen_v, rejected_v = values.chunk(2)  # (B, T) each
             chosen_ids, rejected_ids = inputs["input_ids"].chunk(2)
             chosen_mask, rejected_mask = inputs["attention_mask"].chunk(2)
             loss = divergent_span_loss(chosen_v, rejected_v, chosen_ids, rejected_ids, chosen_mask, rejected_mask,
                                        self.pair_term, inputs["extras"]).mean()
-            chosen, rejected = outputs.logits.squeeze(-1).chunk(2)  # last-token scores, for the logged metrics
+            chosen, rejected = scores.chunk(2)  # last-token scores, for the logged metrics
             mode = "train" if model.training else "eval"
             with torch.no_grad():
                 self._metrics[mode]["accuracy"].append((chosen > rejected).float().mean().item())
                 self._metrics[mode]["margin"].append((chosen - rejected).mean().item())
-            return (loss, outputs) if return_outputs else loss
+            if return_outputs:
+                return loss, {"logits": scores}
+            return loss
 
     return DivergentSpanRewardTrainer
 

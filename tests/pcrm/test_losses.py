@@ -61,3 +61,19 @@ def test_divergent_span_loss_averages_both_terms_over_the_span():
     assert torch.allclose(got, torch.tensor([want0, want1]), atol=1e-6)
     plain = divergent_span_loss(v_c, v_r, ids_c, ids_r, mask_c, mask_r, get_pair_term("none"), {})
     assert plain[0].item() == pytest.approx((_nls(1) + _nls(-3)) / 2, abs=1e-6)
+
+
+def test_token_values_read_the_sequence_score_at_the_last_real_token(tiny_llama):
+    from common.models import load_reward_model, load_tokenizer
+    from common.train.rm import pad_right
+    from pcrm.rm import token_values
+
+    tok = load_tokenizer(tiny_llama)
+    model = load_reward_model(tiny_llama, pad_token_id=tok.pad_token_id)
+    seqs = [tok("a short one", add_special_tokens=False)["input_ids"],
+            tok("a somewhat longer sentence here", add_special_tokens=False)["input_ids"]]
+    ids, mask = pad_right(seqs, tok.pad_token_id)
+    scores, values = token_values(model, ids, mask)
+    assert values.shape == ids.shape
+    last = mask.sum(1) - 1
+    assert torch.allclose(scores, values[torch.arange(2), last], atol=1e-5)
