@@ -346,7 +346,7 @@ def _mc_predictions(cfg: BBQEvalConfig, items: list[dict], run_path: Path) -> li
     if todo:
         tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
         model = load_causal_lm(cfg.model, cfg.dtype, cfg.trust_remote_code)
-        chunk = max(cfg.batch_size * 16, 1)
+        chunk = max(cfg.batch_size * 4, 1)  # results reach the cache file every chunk
         with cache.open("a" if cfg.resume else "w") as fh:
             for start in tqdm(range(0, len(todo), chunk), desc="bbq mc"):
                 part = todo[start:start + chunk]

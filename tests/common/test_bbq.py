@@ -173,15 +173,25 @@ def test_load_without_csv_warns_and_records_the_rule(tmp_path):
         load_bbq(str(tmp_path), categories=["Religion"])
 
 
-def test_mc_run_with_tiny_model_writes_scores(tmp_path, tiny_llama):
+def test_tiny_model_run_scores_both_modes_and_resumes(tmp_path, tiny_llama):
     rows, _ = hand_set()
     write_release(tmp_path / "bbq", rows[:4] + rows[10:12])
-    out = evaluate_bbq(BBQEvalConfig(model=tiny_llama, data=str(tmp_path / "bbq"), template="qwen",
-                                     output_dir=str(tmp_path / "run"), batch_size=6))
+    cfg = BBQEvalConfig(model=tiny_llama, data=str(tmp_path / "bbq"), template="qwen", modes=["mc", "generate"],
+                        max_new_tokens=6, output_dir=str(tmp_path / "run"), batch_size=6)
+    with pytest.warns(UserWarning, match="additional_metadata.csv"):
+        out = evaluate_bbq(cfg)
     assert out["key_metric"] == "mc_acc_amb" and out["mc_n"] == 6 and out["mc_n_unparseable"] == 0
+    # a random model's free text rarely names an option: whatever it says is counted, never dropped
+    assert out["generate_n"] == 6 and 0 <= out["generate_n_unparseable"] <= 6
     preds = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert all(len(p["mc_logprobs"]) == 3 and p["mc_pred"] in (0, 1, 2) for p in preds)
-    assert any("additional_metadata.csv" in w for w in out["info"]["warnings"])
+    assert all(isinstance(p["generate_text"], str) for p in preds)
+    with pytest.raises(UserError, match="already holds a finished run"):
+        evaluate_bbq(cfg)
+    with pytest.warns(UserWarning):
+        again = evaluate_bbq(BBQEvalConfig(**{**cfg.__dict__, "resume": True}))
+    assert (tmp_path / "run" / "mc_scores.jsonl").read_text().count("\n") == 6  # nothing rescored
+    assert again["mc_acc_amb"] == out["mc_acc_amb"] and again["generate_n_unparseable"] == out["generate_n_unparseable"]
 
 
 def test_shared_age_category_scores_a_trivial_predictor(shared_data):
