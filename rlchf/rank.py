@@ -169,15 +169,16 @@ def ballot_record(row: dict, judge: dict, mode: str, shown: list[str], answer: A
 
 
 def position_stats(ballots: list[dict]) -> dict[str, float]:
-    """How often each display position wins (a first-place tie of t shares 1/t); uniform is 1/K."""
+    """How often each display position wins (a first-place tie of t shares 1/t); uniform is 1/K. Ballots without a
+    recorded display order (e.g. imported human rankings) are left out."""
     wins: dict[int, float] = {}
-    valid = [b for b in ballots if not b["abstained"]]
+    valid = [b for b in ballots if not b["abstained"] and b.get("shown_order")]
     for b in valid:
         top = b["ranking"][0]
         for pos, cid in enumerate(b["shown_order"]):
             wins[pos] = wins.get(pos, 0.0) + (1 / len(top) if cid in top else 0.0)
     stats = {f"position_{LABELS[p]}_win_rate": w / len(valid) for p, w in sorted(wins.items())} if valid else {}
-    if valid and valid[0]["mode"] == "pairwise":
+    if valid and valid[0].get("mode") == "pairwise":
         for letter in "ABC":
             stats[f"answer_{letter}_rate"] = sum(b["answer"] == letter for b in valid) / len(valid)
     return stats
