@@ -217,9 +217,13 @@ def write_report(rows: list[dict[str, Any]], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Results", "", markdown_table(rows), ""]
-    curves = []
+    curves, used = [], set()
     for r in rows:
-        png = plot_training_curves(r["run_dir"], out / f"curves_{_slug(r['paper'] + '_' + r['run'])}.png", r["run"])
+        name = f"curves_{_slug(r['paper'] + '_' + r['run'])}"
+        # two roots can hold the same relative run path; never let one plot overwrite another
+        name = next(n for n in (f"{name}_{i}" if i else name for i in range(len(rows) + 1)) if n not in used)
+        used.add(name)
+        png = plot_training_curves(r["run_dir"], out / f"{name}.png", r["run"])
         if png:
             curves.append(f"![{r['run']}]({png.name})")
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -236,14 +240,33 @@ def write_report(rows: list[dict[str, Any]], out: str | Path) -> Path:
     return out / "report.md"
 
 
+def leaderboard(run_dirs: list[str | Path], out: str | Path | None = None) -> str:
+    """Every reward model under ``run_dirs`` with its RewardBench sections and in-domain accuracy (discovery rule in
+    ``common.eval.rm_leaderboard``); writes leaderboard.md/.png into ``out`` when given. Returns the table."""
+    from common.eval.rm_leaderboard import collect_leaderboard, leaderboard_table, write_leaderboard
+
+    rows = collect_leaderboard(list(run_dirs))
+    if out:
+        write_leaderboard(rows, out)
+    return leaderboard_table(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", help="folders searched recursively for metrics.json")
     parser.add_argument("--out", help="folder for report.md and the PNG plots (table only on stdout without it)")
     parser.add_argument("--papers_root", default=str(REPO_ROOT), help="where <paper>/reported.yaml files live")
+    parser.add_argument("--leaderboard", action="store_true",
+                        help="instead: one table + bar plot of every reward model (RewardBench sections, in-domain "
+                             "accuracy); writes leaderboard.md/.png into --out")
     args = parser.parse_args(argv)
 
     def go() -> None:
+        if args.leaderboard:
+            print(leaderboard(args.run_dirs, args.out))
+            if args.out:
+                print(f"\nleaderboard: {Path(args.out) / 'leaderboard.md'}")
+            return
         rows = collect_runs(args.run_dirs, args.papers_root)
         print(markdown_table(rows))
         if args.out:
