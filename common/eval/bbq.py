@@ -147,14 +147,16 @@ def load_bbq(source: str, categories: Sequence[str] = (), metadata_csv: str = ""
         if absent:
             raise UserError(f"{source}: no file for categor(ies) {absent}; present: {sorted(files)}")
         raw = {c: _read_category_file(files[c]) for c in wanted}
+        unavailable = sorted(set(CATEGORIES) - set(files))
+        if unavailable:
+            info["categories_missing_from_source"] = unavailable
+            info["warnings"].append(f"{source} holds {len(files)} of {len(CATEGORIES)} BBQ categories; missing "
+                                    f"{unavailable}: overall scores cover only the rest")
         for guess in (folder / "supplemental" / "additional_metadata.csv", folder / "additional_metadata.csv"):
             if not metadata_csv and guess.is_file():
                 metadata_csv = str(guess)
     else:
         raw = _load_hub(source, list(categories) or list(CATEGORIES), hub_split)
-    missing = sorted(set(CATEGORIES) - set(raw))
-    if missing:
-        info["warnings"].append(f"only {len(raw)} of {len(CATEGORIES)} BBQ categories are scored; missing {missing}")
     target_locs = None
     if metadata_csv:
         if not Path(metadata_csv).is_file():
