@@ -1,5 +1,6 @@
 """``python -m rlchf.annotate <command>``: load tasks, invite annotators, serve the app, watch progress, export.
 
+    pair    --a A.jsonl --b B.jsonl --name-a --name-b --out T   pairwise tasks from two systems' {prompt, response}
     load    --db D --tasks F --kind rank|pairwise     add tasks from a jsonl file (rlchf/annotate/store.py: formats)
     invite  --db D --n 20 --base-url URL              one secret link per new annotator (+ the admin link once)
     serve   --db D --host 127.0.0.1 --port 8000       the web app (threaded; put TLS in front for the internet)
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from common.artifacts import atomic_write_text
+from common.artifacts import atomic_write_text, write_jsonl
 from common.config import UserError, run_cli
 from rlchf.annotate import store
 
@@ -41,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--db", required=True, help="SQLite file of the annotation project (created if missing)")
         return p
 
+    p = sub.add_parser("pair", help="pairwise task file from two systems' response files (common.eval.judge format)")
+    p.add_argument("--a", required=True, help="jsonl of {prompt, response} of system a")
+    p.add_argument("--b", required=True, help="jsonl of {prompt, response} of system b (same prompts)")
+    p.add_argument("--name-a", required=True)
+    p.add_argument("--name-b", required=True)
+    p.add_argument("--out", required=True, help="task jsonl to write (then `load --kind pairwise`)")
     p = with_db("load", "add rank or pairwise tasks from a jsonl file")
     p.add_argument("--tasks", required=True, help="jsonl of tasks (formats in rlchf/annotate/store.py)")
     p.add_argument("--kind", required=True, choices=store.TASK_KINDS)
@@ -108,10 +117,10 @@ def cmd_status(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_serve(args: argparse.Namespace) -> None:
     from werkzeug.serving import make_server
 
-    from rlchf.annotate.app import create_app
+    from rlchf.annotate.app import RedactingRequestHandler, create_app
 
     server = make_server(args.host, args.port, create_app(args.db, allow_ties=args.allow_ties),
-                         threaded=args.threads)
+                         threaded=args.threads, request_handler=RedactingRequestHandler)
     print(f"serving {args.db} on http://{args.host}:{server.port}/ (Ctrl-C stops)", file=sys.stderr)
     try:
         server.serve_forever()
@@ -121,7 +130,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
         server.server_close()
 
 
+def cmd_pair(args: argparse.Namespace) -> int:
+    from common.eval.judge import paired_responses
+
+    if args.name_a == args.name_b:
+        raise UserError(f"pair: --name-a and --name-b are both {args.name_a!r}; name the two systems differently")
+    prompts, resp_a, resp_b = paired_responses(args.a, args.b)
+    tasks = [{"prompt_id": hashlib.sha1(json.dumps(p, sort_keys=True).encode()).hexdigest()[:12], "prompt": p,
+              "a": {"system": args.name_a, "text": ra}, "b": {"system": args.name_b, "text": rb}}
+             for p, ra, rb in zip(prompts, resp_a, resp_b)]
+    n = write_jsonl(args.out, tasks)
+    print(f"{args.out}: {n} pairwise tasks ({args.name_a} vs {args.name_b})")
+    return n
+
+
 def dispatch(args: argparse.Namespace) -> Any:
+    if args.command == "pair":
+        return cmd_pair(args)
     if args.command == "load":
         counts = store.load_tasks(store.connect(args.db), args.tasks, args.kind)
         print(f"{args.tasks}: {counts['added']} {args.kind} tasks added, {counts['already_loaded']} already loaded")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler
 
 from rlchf.annotate import store
 from rlchf.candidates import LABELS
@@ -36,6 +38,20 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; for
        "frame-ancestors 'none'; base-uri 'none'")
 ERROR_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
                 413: "Request too large"}
+
+
+TOKEN_IN_PATH = re.compile(r"/(a|admin)/[^/\s?]+")
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """The dev server's access log with tokens replaced: a log line must not be a working invite link."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # called after the response is sent, so rewriting the parsed request line no longer affects routing
+        self.requestline = TOKEN_IN_PATH.sub(r"/\1/<token>", self.requestline)
+        if hasattr(self, "path"):
+            self.path = TOKEN_IN_PATH.sub(r"/\1/<token>", self.path)
+        super().log_request(code, size)
 
 
 def create_app(db_path: str | Path, allow_ties: bool = True) -> Flask:

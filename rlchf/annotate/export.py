@@ -187,11 +187,11 @@ def compare_markdown(report: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     lines = ["# Human annotators vs persona judges", "",
-             f"{report['n_shared_prompts']} shared prompts; {report['n_human_ballots']} human and "
-             f"{report['n_persona_ballots']} persona ballots on them.", "",
+             (f"{report['n_shared_prompts']} shared prompts; {report['n_human_ballots']} human and "
+              f"{report['n_persona_ballots']} persona ballots on them."), "",
              "| statistic | value |", "|---|---|",
-             f"| pairwise-majority agreement ({report['n_pairs_compared']} candidate pairs) | "
-             f"{fmt(report['pairwise_majority_agreement'])} |",
+             (f"| pairwise-majority agreement ({report['n_pairs_compared']} candidate pairs) | "
+              f"{fmt(report['pairwise_majority_agreement'])} |"),
              f"| Kendall's W, humans (mean over prompts) | {fmt(report['kendalls_w_human'])} |",
              f"| Kendall's W, personas | {fmt(report['kendalls_w_persona'])} |",
              f"| Kendall's W, pooled | {fmt(report['kendalls_w_pooled'])} |", "",

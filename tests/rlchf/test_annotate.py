@@ -13,7 +13,7 @@ from common.config import UserError
 from rlchf.aggregate import AggregateConfig, run_aggregate
 from rlchf.annotate import store
 from rlchf.annotate.__main__ import main as annotate_main
-from rlchf.annotate.app import create_app
+from rlchf.annotate.app import TOKEN_IN_PATH, create_app
 from rlchf.annotate.export import compare_panels, export_answers, pairwise_records, win_rates
 from rlchf.rank import judge_rng
 
@@ -136,13 +136,18 @@ def test_display_order_is_the_persona_judges_seeded_order_and_differs_between_an
 
 
 def test_overview_shows_progress_and_only_a_real_token_opens_it(client, project):
-    db, tokens, _ = project
+    tokens = project[1]
     page = client.get(f"/a/{tokens['h01']}/")
     assert page.status_code == 200 and "0 / 3 answered" in page.get_data(as_text=True)
     assert client.get("/").status_code == 200
     for bad in ("x" * 32, tokens["h01"][:-1], "a" * 500):
         resp = client.get(f"/a/{bad}/")
         assert resp.status_code == 404 and "copied the whole link" in resp.get_data(as_text=True)
+
+
+def test_access_log_lines_carry_no_token(project):
+    line = f"GET /a/{project[1]['h01']}/task/2 HTTP/1.1 ... GET /admin/{project[2]} HTTP/1.1"
+    assert TOKEN_IN_PATH.sub(r"/\1/<token>", line) == "GET /a/<token>/task/2 HTTP/1.1 ... GET /admin/<token> HTTP/1.1"
 
 
 def test_security_headers_forbid_scripts_and_referrers(client, project):
@@ -283,6 +288,13 @@ def test_export_feeds_rlchf_aggregate_unchanged(client, project, tmp_path):
     assert borda["ranking"] == ["s0", "chosen", "rejected"] and out["n_ballots"] == 3
     pairs = read_jsonl(tmp_path / "agg" / "pairs" / "swf_borda.jsonl")
     assert [(p["chosen_id"], p["rejected_id"]) for p in pairs] == [("s0", "rejected")]
+    annotate_main(["compare", "--candidates", str(tmp_path / "export" / "candidates.jsonl"), "--human",
+                   str(tmp_path / "export" / "rankings.jsonl"), "--persona", str(tmp_path / "persona.jsonl"),
+                   "--output-dir", str(tmp_path / "cmp"), "--rules", "borda,schulze"])
+    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    # humans: s0 > chosen > rejected by Borda; the one persona: chosen first -> the Borda winner changes
+    assert report["n_shared_prompts"] == 1 and report["rules"]["borda"]["changed_prompts"] == ["p1"]
+    assert "| borda | 0.000 | p1 |" in (tmp_path / "cmp" / "compare.md").read_text()
 
 
 def test_pairwise_export_counts_wins_ties_and_losses_of_system_a():
@@ -319,8 +331,8 @@ def test_compare_reports_agreement_kendalls_w_and_changed_winners():
     assert report["rules"]["schulze"]["winner_agreement"] == pytest.approx(0.5)
 
 
-def test_cli_invite_status_export_and_compare(project, tmp_path, capsys):
-    db, tokens, _ = project
+def test_cli_pair_load_invite_status_and_export(project, tmp_path, capsys):
+    db = project[0]
     annotate_main(["invite", "--db", str(db), "--n", "2", "--per-annotator", "1", "--base-url", "http://h:1/"])
     printed = capsys.readouterr().out
     links = re.findall(r"^(h0[45])\thttp://h:1/a/([\w-]{32})/$", printed, re.MULTILINE)
@@ -333,6 +345,14 @@ def test_cli_invite_status_export_and_compare(project, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         annotate_main(["invite", "--db", str(db), "--n", "1", "--per-annotator", "9"])
     assert exc.value.code == 2 and "between 1 and 3" in capsys.readouterr().err
+    write_jsonl(tmp_path / "sft.jsonl", [{"prompt": "Hi", "response": "Hello"}, {"prompt": "Bye", "response": "Ciao"}])
+    write_jsonl(tmp_path / "ppo.jsonl", [{"prompt": "Bye", "response": "See you"}, {"prompt": "Hi", "response": "Hey"}])
+    annotate_main(["pair", "--a", str(tmp_path / "sft.jsonl"), "--b", str(tmp_path / "ppo.jsonl"), "--name-a", "sft",
+                   "--name-b", "ppo", "--out", str(tmp_path / "pw.jsonl")])
+    assert [(t["prompt"], t["a"]["text"], t["b"]["text"]) for t in read_jsonl(tmp_path / "pw.jsonl")] == \
+        [("Hi", "Hello", "Hey"), ("Bye", "Ciao", "See you")]
+    assert annotate_main(["load", "--db", str(db), "--tasks", str(tmp_path / "pw.jsonl"), "--kind", "pairwise"]) == \
+        {"added": 2, "already_loaded": 0}
     metrics = annotate_main(["export", "--db", str(db), "--output-dir", str(tmp_path / "ex")])
     assert metrics["n_ballots"] == 0 and (tmp_path / "ex" / "metrics.json").exists()
     with pytest.raises(SystemExit):
