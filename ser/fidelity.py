@@ -60,9 +60,9 @@ def run_fidelity(cfg: FidelityConfig) -> dict:
     for name, r in results.items():
         ds, frac = name.split("/")
         gap = r["full_label_accuracy"] - r["seed_only_accuracy"]
-        closed = (r["ser_accuracy"] - r["seed_only_accuracy"]) / gap if gap > 0 else float("nan")
+        closed = f"{100 * (r['ser_accuracy'] - r['seed_only_accuracy']) / gap:.0f}%" if gap > 0 else "n/a"
         summary.append(f"| {ds} | {frac[5:-3]} | {100 * r['seed_only_accuracy']:.1f} | {100 * r['ser_accuracy']:.1f} "
-                       f"(loop {r['best_loop']}) | {100 * r['full_label_accuracy']:.1f} | {100 * closed:.0f}% |")
+                       f"(loop {r['best_loop']}) | {100 * r['full_label_accuracy']:.1f} | {closed} |")
     text = "\n".join(summary) + "\n\n" + "\n".join(sections)
     atomic_write_text(out / "results.md", "# SER fidelity\n\n" + text)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
