@@ -102,11 +102,13 @@ def aggregate_prompts(rows: list[dict], ballots: list[dict], rules: list[str], s
     for row in rows:
         ids = [c["id"] for c in row["candidates"]]
         prof = profile_of(by_prompt.get(row["prompt_id"], []), ids)
+        w = kendalls_w(prof)
         for rule in rules:
             res = aggregate(prof, rule, prompt_seed(seed, row["prompt_id"]))
             out.append({"prompt_id": row["prompt_id"], "rule": rule, "ranking": [ids[a] for a in res.ranking],
                         "tiers": [[ids[a] for a in t] for t in res.tiers], "winners": [ids[a] for a in res.winners],
-                        "n_voters": res.n_voters, "n_abstain": res.n_abstain, "kendalls_w": kendalls_w(prof)})
+                        "n_voters": res.n_voters, "n_abstain": res.n_abstain,
+                        "kendalls_w": None if np.isnan(w) else w})  # None: fewer than two ballots
     return out
 
 
@@ -168,8 +170,9 @@ def run_aggregate(cfg: AggregateConfig) -> dict:
     by_id = {r["prompt_id"]: r for r in rows}
     stats: dict[str, Any] = {"n_prompts": len(rows), "n_ballots": len(ballots),
                              "abstain_rate": float(np.mean([b["abstained"] for b in ballots])) if ballots else 0.0}
-    ws = [a["kendalls_w"] for a in aggregates if a["rule"] == cfg.rules[0] and not np.isnan(a["kendalls_w"])]
-    stats["kendalls_w_mean"] = float(np.mean(ws)) if ws else float("nan")
+    ws = [a["kendalls_w"] for a in aggregates if a["rule"] == cfg.rules[0] and a["kendalls_w"] is not None]
+    stats["kendalls_w_mean"] = float(np.mean(ws)) if ws else None
+    stats["n_prompts_with_w"] = len(ws)
     stats.update(position_stats(ballots))
     for rule in cfg.rules:
         mine = [a for a in aggregates if a["rule"] == rule]
@@ -190,7 +193,7 @@ def run_aggregate(cfg: AggregateConfig) -> dict:
     atomic_write_text(run.path / "swf_disagreement.md", "# Share of prompts where two SWFs pick different winners\n\n"
                       + matrix_markdown(mat, cfg.rules))
     print(matrix_markdown(mat, cfg.rules))
-    flat = {k: v for k, v in stats.items() if isinstance(v, (int, float))}
+    flat = {k: v for k, v in stats.items() if isinstance(v, (int, float)) or v is None}
     return run.finish(flat, key_metric="kendalls_w_mean")
 
 

@@ -53,7 +53,8 @@ def test_whole_chain_on_the_tiny_model(tmp_path, tiny_llama, shared_data):
     stats = json.loads((out / "aggregate" / "stats.json").read_text())
     assert stats["abstain_rate"] == 0.4 and stats["borda_gold_agreement"] == 1.0
     train_dpo(DPOConfig(model_name_or_path=tiny_llama, dataset=str(out / "aggregate" / "pairs" / "swf_borda.jsonl"),
-                        eval_dataset=str(out / "candidates" / "heldout.jsonl"), output_dir=str(out / "dpo" / "swf_borda"),
+                        eval_dataset=str(out / "candidates" / "heldout.jsonl"),
+                        output_dir=str(out / "dpo" / "swf_borda"),
                         use_lora=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"],
                         max_steps=1, per_device_train_batch_size=2, max_length=256, eval_fraction=0.0,
                         report_to="none", learning_rate=1e-3))

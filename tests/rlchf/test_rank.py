@@ -7,7 +7,15 @@ from types import SimpleNamespace
 import pytest
 
 from common.structured import ParseError
-from rlchf.rank import RankConfig, ballot_record, ballot_request, judge_rng, parse_pairwise, parse_ranking, position_stats
+from rlchf.rank import (
+    RankConfig,
+    ballot_record,
+    ballot_request,
+    judge_rng,
+    parse_pairwise,
+    parse_ranking,
+    position_stats,
+)
 
 ROW = {"prompt_id": "p1", "prompt": "How do I boil an egg?", "chosen_id": "chosen", "rejected_id": "rejected",
        "candidates": [{"id": "chosen", "text": "Boil it for 8 minutes."}, {"id": "rejected", "text": "No."},
