@@ -8,9 +8,9 @@ SER_PIPELINE = $(call SER_ENV,$(1)) bash ser/scripts/01_sft.sh && $(call SER_ENV
 
 .PHONY: ser-tiny ser-fidelity ser-llama3 ser-mistral ser-llama2-13b ser-llama2-70b
 
-ser-tiny: $(PREPARED) ## SER loop on the embedded MiniLM (frozen, BT head) and 300 SST-2 pairs; prints the per-loop table
+ser-tiny: $(PREPARED) ## SER loop on the embedded MiniLM (frozen, BT head) and 160 tiny SST-2-style pairs; prints the per-loop table
 	CONFIG=ser/configs/tiny.yaml MODEL=tiny RUNS=$(RUNS) PY=$(PY) HF_HUB_OFFLINE=1 OVERWRITE=$(or $(OVERWRITE),false) \
-	  bash ser/scripts/03_ser_loop.sh data_path=$(or $(SHARED_DATA),../shared/data)
+	  bash ser/scripts/03_ser_loop.sh data_path=common/tiny_data
 
 ser-fidelity: $(PREPARED) ## SER on hh-rlhf + SST-2 pairs, seed 1/5/15%, MiniLM on CPU (~15 min); writes results.md + plot
 	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity data_root=$(or $(SHARED_DATA),../shared/data) \
