@@ -1,0 +1,39 @@
+# RLLR (arXiv 2405.19763): label-sensitive reward for NLU. Targets below; `make help` lists them.
+# TASK=<task> narrows a model target to one task (default: the paper's eight); MODES="rllr" to one PPO mode.
+rllr_comma   := ,
+RLLR_TASKS   := mr ag_news app_reviews mrpc qqp mnli sst2 stsb
+RLLR_RUN      = CONFIG=$(1) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=$(2) TASKS="$(or $(TASK),$(3))" \
+                $(if $(MODES),MODES="$(MODES)") bash rllr/scripts/run_all.sh
+
+.PHONY: rllr-tiny rllr-fidelity rllr-llama2 rllr-llama2-13b rllr-baichuan2 rllr-baichuan2-13b rllr-chatglm3 \
+        rllr-mistral rllr-bloom3b rllr-bloom7b
+
+rllr-tiny: $(PREPARED) ## RLLR on the tiny embedded Llama (SST-2, lexicon rationales): data, 2 SFTs, 2 RMs, 3 PPO modes, table
+	$(call RLLR_RUN,rllr/configs/tiny.yaml,tiny,sst2)
+
+rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2 with SST-2 + RTE (CPU, ~25 min): RM accuracy on label pairs, SFT/RLHF/RLLR accuracy
+	$(call RLLR_RUN,rllr/configs/fidelity.yaml,fidelity,sst2$(rllr_comma)rte)
+
+rllr-llama2: $(PREPARED) ## RLLR on Llama-2-7b-chat, eight tasks, RLHF/RLLR/RLLR-mixed PPO and comparison tables (GPU)
+	$(call RLLR_RUN,rllr/configs/llama2.yaml,llama2,$(RLLR_TASKS))
+
+rllr-llama2-13b: $(PREPARED) ## RLLR on Llama-2-13b-chat, eight tasks, three PPO modes (GPU)
+	$(call RLLR_RUN,rllr/configs/llama2-13b.yaml,llama2-13b,$(RLLR_TASKS))
+
+rllr-baichuan2: $(PREPARED) ## RLLR on Baichuan2-7B-Chat, eight tasks, three PPO modes (GPU)
+	$(call RLLR_RUN,rllr/configs/baichuan2.yaml,baichuan2,$(RLLR_TASKS))
+
+rllr-baichuan2-13b: $(PREPARED) ## RLLR on Baichuan2-13B-Chat, eight tasks, three PPO modes (GPU; τ from rllr.tau)
+	$(call RLLR_RUN,rllr/configs/baichuan2-13b.yaml,baichuan2-13b,$(RLLR_TASKS))
+
+rllr-chatglm3: $(PREPARED) ## RLLR on chatglm3-6b, eight tasks, three PPO modes (GPU)
+	$(call RLLR_RUN,rllr/configs/chatglm3.yaml,chatglm3,$(RLLR_TASKS))
+
+rllr-mistral: $(PREPARED) ## RLLR on Mistral-7B-Instruct-v0.2, eight tasks, three PPO modes (GPU)
+	$(call RLLR_RUN,rllr/configs/mistral.yaml,mistral,$(RLLR_TASKS))
+
+rllr-bloom3b: $(PREPARED) ## RLLR on bloom-3b, eight tasks, three PPO modes (GPU)
+	$(call RLLR_RUN,rllr/configs/bloom3b.yaml,bloom3b,$(RLLR_TASKS))
+
+rllr-bloom7b: $(PREPARED) ## RLLR on bloom-7b1, eight tasks, three PPO modes (GPU)
+	$(call RLLR_RUN,rllr/configs/bloom7b.yaml,bloom7b,$(RLLR_TASKS))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Greedy predictions on the test prompts for every system, then the comparison table ($ROOT/comparison.md).
+source "$(dirname "$0")/env.sh"
+declare -A SYSTEMS=([sft_label]="$ROOT/sft_label_merged" [sft_wrat]="$ROOT/sft_wrat_merged")
+for MODE in $MODES; do SYSTEMS[ppo_$MODE]="$ROOT/ppo_$MODE/policy_merged"; done
+for SYS in "${!SYSTEMS[@]}"; do
+  run_if_needed "$ROOT/predict/$SYS" $PY -m rllr.predict --config "$CONFIG" --section predict \
+    model="${SYSTEMS[$SYS]}" data="$ROOT/data/eval.jsonl" output_dir="$ROOT/predict/$SYS" $OW
+done
+$PY -m rllr.compare --root "$ROOT"

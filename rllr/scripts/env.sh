@@ -1,0 +1,26 @@
+# Sourced by every RLLR stage script. CONFIG (recipe), RUNS (runs root), MODEL (run-folder name), TASK (one task, or
+# several joined by commas to train one model on all of them, e.g. sst2,rte), OVERWRITE (true replaces finished
+# runs), PY (python). Runs go to $RUNS/rllr/$MODEL/<task>/.
+set -euo pipefail
+: "${CONFIG:?set CONFIG to a recipe, e.g. rllr/configs/tiny.yaml}"
+: "${TASK:?set TASK to a task name (sst2, mnli...) or a comma-joined group (sst2,rte)}"
+RUNS=${RUNS:-runs}
+MODEL=${MODEL:-$(basename "$CONFIG" .yaml)}
+PY=${PY:-python}
+OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
+MW=$([ "${OVERWRITE:-false}" = true ] && echo "--overwrite" || true)
+ROOT=$RUNS/rllr/$MODEL/${TASK//,/+}
+MODES=${MODES:-rlhf rllr rllr_mixed}
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+# trust_remote_code for the merge step, read from the recipe's sft_wrat section (ChatGLM3, Baichuan2)
+TRC=$($PY -c "import yaml,sys; c=yaml.safe_load(open('$CONFIG')); print('--trust-remote-code' if c['sft_wrat'].get('trust_remote_code') else '')")
+# run_if_needed DIR CMD...: skip a stage whose run folder already finished (metrics.json), unless OVERWRITE=true
+run_if_needed() {
+  local dir=$1; shift
+  if [ -f "$dir/metrics.json" ] && [ -z "$OW" ]; then echo "skip (finished): $dir"; else "$@"; fi
+}
+# merge_if_needed ADAPTER OUT [BASE]: fold a LoRA adapter into its base unless OUT exists (OVERWRITE=true redoes it)
+merge_if_needed() {
+  if [ -d "$2" ] && [ -z "$OW" ]; then echo "skip (merged): $2"; else
+    $PY -m common.merge_lora --adapter "$1" --out "$2" ${3:+--base "$3"} $TRC $MW; fi
+}
