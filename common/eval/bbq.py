@@ -208,18 +208,23 @@ def generation_prompt(item: dict) -> str:
             "Answer with the letter of the correct option (A, B or C), then the option.")
 
 
-_LETTER_PATTERNS = (
-    re.compile(r"^\W*\(([ABCabc])\)"),  # "(B) ..."
-    re.compile(r"^\s*([ABC])\s*(?:[.):,]|$)"),  # "B", "B.", "B) ..."; not "A man ..." (article)
-    re.compile(r"\b(?i:answer|option)(?:\s+is)?\s*[:\-]?\s*\(?([ABC])\b(?!')"),  # "The answer is B", "Answer: (C)"
-)
+_EXPLICIT = re.compile(r"\b(?i:answer|option)(?:\s+is)?\s*[:\-]?\s*\(?([ABC])\b(?!')")  # "The answer is B"
+_LEADING = (re.compile(r"^\W*\(([ABCabc])\)"),  # "(B) ..."
+            re.compile(r"^\s*([ABC])\s*(?:[.):,]|$)"))  # "B", "B.", "B) ..."; not "A man ..." (article)
+_LISTED = re.compile(r"^\W*\(?([ABC])[.)]", re.MULTILINE)  # lines that start with an option letter
 
 
 def parse_answer(text: str, item: dict) -> int | None:
-    """Option index named by generated ``text``: a letter first, else the one option whose text it mentions; None if
-    it names no option or several different ones (reported as unparseable)."""
+    """Option index named by generated ``text``, or None (reported as unparseable). In order: the last explicit
+    "answer is X" / "Answer: X"; nothing if the text lists two or more options line by line (small models echo the
+    option list); a leading letter; else the one option whose text it mentions (several different ones: None)."""
     text = (text or "").replace("\u2019", "'").strip()
-    for pattern in _LETTER_PATTERNS:
+    explicit = _EXPLICIT.findall(text)
+    if explicit:
+        return OPTION_LETTERS.index(explicit[-1])
+    if len(set(_LISTED.findall(text))) >= 2:
+        return None
+    for pattern in _LEADING:
         m = pattern.search(text)
         if m:
             return OPTION_LETTERS.index(m.group(1).upper())
