@@ -144,8 +144,8 @@ def build_records(train: list[dict], test: list[dict], writer, judge, n_gold: in
 
 
 def _generator(settings: dict, cache: Path):
-    from common.generation import GenerationConfig, build_generator
     from common.config import build_dataclass
+    from common.generation import GenerationConfig, build_generator
 
     return build_generator(build_dataclass(GenerationConfig, {"cache_path": str(cache), **settings},
                                            "data.generation"))

@@ -33,11 +33,12 @@ from rllr.tasks import Task, get_task, response_text
 REJECT_REASONS = ("missing_label_line", "wrong_label", "empty_rationale")
 FINAL_LABEL_LINE = re.compile(r"^[\s*#>_-]*label\s*[:：]\s*(.+?)[\s*.]*$", re.IGNORECASE)
 WORD = re.compile(r"[a-z][a-z']+")
-STOPWORDS = frozenset(
+_STOPWORD_TEXT = (
     "the a an and or but of to in on at for with by from as is are was were be been it its this that these those "
     "he she they we you i his her their our your not no so than then there here what which who whom whose how why "
     "when where all any some can could would should will just very has have had do does did also into about more "
-    "most such only over out up down off s 's".split())
+    "most such only over out up down off s 's")
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def writer_prompt(task: Task, example: dict, label: str) -> list[dict]:

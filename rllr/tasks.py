@@ -14,9 +14,10 @@ App Reviews labels are its 1-5 star ratings.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from common.config import UserError
 from common.data import read_table

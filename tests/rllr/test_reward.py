@@ -65,5 +65,6 @@ def test_tau_is_the_median_correct_label_score_and_configs_use_upstream_values()
     for name, model in (("llama2", "meta-llama/Llama-2-7b-chat-hf"), ("bloom3b", "bigscience/bloom-3b"),
                         ("mistral", "mistralai/Mistral-7B-Instruct-v0.2")):
         cfg = load_config(RLLRPPOConfig, f"rllr/configs/{name}.yaml", "rl",
-                          {"model": "x", "dataset": "y", "mode": "rllr_mixed"})
+                          {"model": "x", "dataset": "y", "mode": "rllr_mixed", "label_rm": {"path": "a"},
+                           "rat_rm": {"path": "b"}})
         assert cfg.tau == TAU_BY_MODEL[model]
