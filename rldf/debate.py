@@ -66,6 +66,7 @@ class DebateConfig:
     n_topics: int = field(default=500, metadata=_h("topics to debate [CODE]"))
     topics_per_call: int = field(default=50, metadata=_h("topics asked for per LLM answer"))
     max_topic_calls: int = field(default=40, metadata=_h("LLM answers read at most while collecting topics"))
+    topics_max_new_tokens: int = field(default=1024, metadata=_h("answer length of a topic-listing call"))
     topics_file: str | None = field(default=None, metadata=_h("a file of topics (one per line) instead of asking"))
     backend: str = field(default="hf", metadata=_h("hf | vllm | openai (common.generation)"))
     model: str = field(default="", metadata=_h("the model playing every role (served name for openai)"))
@@ -329,7 +330,8 @@ def build_dataset(cfg: DebateConfig, generator=None) -> dict[str, Any]:
         topics, topic_calls = read_topics_file(cfg.topics_file, cfg.n_topics), 0
     else:
         topics, topic_calls = generate_topics(generator, bias, cfg.n_topics, cfg.topics_per_call,
-                                              cfg.max_topic_calls, temperature=cfg.temperature)
+                                              cfg.max_topic_calls, temperature=cfg.temperature,
+                                              max_new_tokens=cfg.topics_max_new_tokens)
     if not topics:
         raise UserError(f"no topics: {cfg.max_topic_calls} answers of {cfg.model} held no topic-like line; "
                         "set data.topics_file or use a stronger model")

@@ -4,7 +4,9 @@ source "$(dirname "$0")/env.sh"
 for stage in sft rm; do
   if [[ -f $OUT/$stage/adapter_config.json ]]; then
     $PY -m common.merge_lora --adapter "$OUT/$stage" --out "$OUT/$stage-merged" "${MERGE_FLAGS[@]}"
-  else
+  elif [[ -d $OUT/$stage ]]; then
     echo "$OUT/$stage is not a LoRA adapter; later stages use it as is"
+  else
+    echo "$OUT/$stage was not run; skipped"
   fi
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
 # RL from the merged SFT policy against the merged RM. ALGO=ppo|remax overrides rl.algorithm (recorded in the run).
 source "$(dirname "$0")/env.sh"
-$PY -m common.train.ppo --config "$CONFIG" --section rl model="$(merged sft)" reward_models="{path: $(merged rm)}" \
+$PY -m common.train.ppo --config "$CONFIG" --section rl model="$POLICY" reward_models="{path: $(merged rm)}" \
   dataset="$DATA/prompts" output_dir="$OUT/rl" ${ALGO:+algorithm=$ALGO} "${EXTRA[@]}"

@@ -1,6 +1,6 @@
 # Sourced by every rldf stage script. Inputs (environment): MODEL (run name: llama2, chatglm3, qwen1.5, baichuan2,
 # tiny, fidelity), CONFIG (default rldf/configs/$MODEL.yaml), MODE (self|teacher, default self), RUNS (default runs),
-# OVERWRITE=true to replace finished runs, TRUST_REMOTE_CODE=true to run a model's own hub code, PY (python).
+# OVERWRITE=true to replace finished runs, POLICY (RL init; default the merged SFT model), TRUST_REMOTE_CODE=true to run a model's own hub code, PY (python).
 set -euo pipefail
 PY=${PY:-python}
 RUNS=${RUNS:-runs}
@@ -17,3 +17,5 @@ case $MODE in self|teacher) ;; *) echo "error: MODE=$MODE; use MODE=self or MODE
 
 # The model a LoRA stage produced: its merged folder when 04_merge.sh made one, else the run folder itself.
 merged() { if [[ -d $OUT/$1-merged ]]; then echo "$OUT/$1-merged"; else echo "$OUT/$1"; fi; }
+# The RL init (and the "before" model): the merged SFT policy, unless POLICY names another (fidelity skips SFT).
+POLICY=${POLICY:-$(merged sft)}
