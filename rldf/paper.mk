@@ -7,7 +7,7 @@ with TRUST_REMOTE_CODE=true to allow it" >&2; exit 2; }
 
 .PHONY: rldf-tiny rldf-llama2 rldf-chatglm3 rldf-qwen1.5 rldf-baichuan2 rldf-fidelity
 
-rldf-tiny: $(PREPARED) ## RLDF every stage on SmolLM2 (teacher debates via a local common.serve, RM, SFT, merge, ReMax, BBQ)
+rldf-tiny: $(PREPARED) ## RLDF every stage on SmolLM2: teacher debates via a local common.serve, RM, SFT, ReMax, BBQ
 	HF_HUB_OFFLINE=1 MODEL=tiny CONFIG=rldf/configs/tiny.yaml RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) \
 	  MODE=teacher SERVE_TEACHER=embedded:smollm2-135m-instruct bash rldf/scripts/run_all.sh
 
@@ -25,7 +25,7 @@ rldf-baichuan2: $(INSTALLED) ## RLDF on Baichuan2-7B-Chat (needs TRUST_REMOTE_CO
 	$(call RLDF_REMOTE,baichuan-inc/Baichuan2-7B-Chat)
 	MODEL=baichuan2 TRUST_REMOTE_CODE=true $(RLDF_RUN) bash rldf/scripts/run_all.sh
 
-rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2: self-reflection debates on age topics -> RM accuracy -> short ReMax -> BBQ Age before/after
+rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 50 age topics, RM accuracy, ReMax, BBQ Age
 	HF_HUB_OFFLINE=1 MODEL=fidelity CONFIG=rldf/configs/fidelity.yaml RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) \
 	  MODE=self POLICY=embedded:smollm2-135m-instruct STAGES="01_data 02_rm 04_merge 05_rl 06_predict" \
 	  bash rldf/scripts/run_all.sh

@@ -1,6 +1,7 @@
 # Sourced by every rldf stage script. Inputs (environment): MODEL (run name: llama2, chatglm3, qwen1.5, baichuan2,
 # tiny, fidelity), CONFIG (default rldf/configs/$MODEL.yaml), MODE (self|teacher, default self), RUNS (default runs),
-# OVERWRITE=true to replace finished runs, POLICY (RL init; default the merged SFT model), TRUST_REMOTE_CODE=true to run a model's own hub code, PY (python).
+# OVERWRITE=true to replace finished runs, POLICY (RL init; default the merged SFT model), TRUST_REMOTE_CODE=true to
+# run a model's own hub code, PY (python).
 set -euo pipefail
 PY=${PY:-python}
 RUNS=${RUNS:-runs}
@@ -12,7 +13,10 @@ DATA=$OUT/data
 EXTRA=()
 MERGE_FLAGS=()
 if [[ ${OVERWRITE:-false} == true ]]; then EXTRA+=(overwrite=true); MERGE_FLAGS+=(--overwrite); fi
-if [[ ${TRUST_REMOTE_CODE:-false} == true ]]; then EXTRA+=(trust_remote_code=true); MERGE_FLAGS+=(--trust-remote-code); fi
+if [[ ${TRUST_REMOTE_CODE:-false} == true ]]; then
+  EXTRA+=(trust_remote_code=true)
+  MERGE_FLAGS+=(--trust-remote-code)
+fi
 case $MODE in self|teacher) ;; *) echo "error: MODE=$MODE; use MODE=self or MODE=teacher" >&2; exit 2 ;; esac
 
 # The model a LoRA stage produced: its merged folder when 04_merge.sh made one, else the run folder itself.
