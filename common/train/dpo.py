@@ -34,6 +34,7 @@ from common.templates import encode_prompt_response
 from common.train.rm import (
     PairStageConfig,
     _help,
+    check_padding_free,
     check_pair_term_columns,
     last_checkpoint,
     load_pairs,
@@ -79,11 +80,18 @@ def _accepts_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
-def sequence_logps(model, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels", "position_ids", "seq_index")
+
+
+def sequence_logps(model, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None,
+                   position_ids: Tensor | None = None, seq_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Summed log π(response tokens) (N,) and the number of response tokens (N,); labels are -100 on the prompt.
 
-    Only positions from the batch's earliest response token on get vocabulary logits (``logits_to_keep``, when the
-    model supports it): prompts are most of the sequence and the (T, V) logits most of the memory."""
+    Padded batches (N, T): only positions from the batch's earliest response token on get vocabulary logits
+    (``logits_to_keep``, when the model supports it): prompts are most of the sequence and the (T, V) logits most of
+    the memory. Packed batches (``seq_index`` given, see ``collate_packed``) go to ``packed_sequence_logps``."""
+    if seq_index is not None:
+        return packed_sequence_logps(model, input_ids, position_ids, labels, seq_index)
     T = input_ids.shape[1]
     is_response = labels != -100
     first = int(is_response.float().argmax(-1).min()) if bool(is_response.any()) else T - 1
@@ -98,6 +106,23 @@ def sequence_logps(model, input_ids: Tensor, attention_mask: Tensor, labels: Ten
     return (token_logps * mask).sum(-1), mask.sum(-1)
 
 
+def packed_sequence_logps(model, input_ids: Tensor, position_ids: Tensor, labels: Tensor,
+                          seq_index: Tensor) -> tuple[Tensor, Tensor]:
+    """Same sums for N sequences packed into one row (1, S): the attention keeps sequences apart through
+    ``position_ids`` restarting at 0, and vocabulary logits are computed only at the K positions whose next token
+    is a response token (``logits_to_keep`` as an index tensor). seq_index (1, S) names each token's sequence."""
+    n_seqs = int(seq_index.max()) + 1
+    predicts = (labels[0, 1:] != -100).nonzero().squeeze(-1)  # (K,): position t predicts the label at t+1
+    logits = model(input_ids=input_ids, position_ids=position_ids, use_cache=False,
+                   logits_to_keep=predicts).logits[0]  # (K, V)
+    targets = labels[0, predicts + 1]  # (K,)
+    token_logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float() - torch.logsumexp(logits.float(), -1)
+    owner = seq_index[0, predicts + 1]  # (K,)
+    sums = torch.zeros(n_seqs, dtype=token_logps.dtype, device=token_logps.device).index_add(0, owner, token_logps)
+    counts = torch.zeros(n_seqs, dtype=torch.long, device=owner.device).index_add(0, owner, torch.ones_like(owner))
+    return sums, counts
+
+
 def unwrap_peft(model):
     """The PeftModel inside DDP/accelerate wrappers, or None when the model carries no adapter."""
     inner = getattr(model, "module", model)
@@ -105,15 +130,16 @@ def unwrap_peft(model):
 
 
 @torch.no_grad()
-def reference_logps(policy, ref, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Reference log-probs: ``ref`` when given, else ``policy`` with its LoRA adapter disabled."""
+def reference_logps(policy, ref, **seq: Tensor) -> tuple[Tensor, Tensor]:
+    """Reference log-probs of ``sequence_logps``'s inputs: ``ref`` when given, else ``policy`` with its LoRA
+    adapter disabled."""
     if ref is not None:
-        return sequence_logps(ref, input_ids, attention_mask, labels)
+        return sequence_logps(ref, **seq)
     peft = unwrap_peft(policy)
     if peft is None:
         raise ValueError("no reference model: pass one, or a LoRA policy whose disabled adapter is the reference")
     with peft.disable_adapter():
-        return sequence_logps(policy, input_ids, attention_mask, labels)
+        return sequence_logps(policy, **seq)
 
 
 @torch.no_grad()
@@ -157,16 +183,34 @@ def collate_sequences(encoded: list[dict], pad_token_id: int) -> dict[str, Tenso
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def collate_packed(encoded: list[dict]) -> dict[str, Tensor]:
+    """{input_ids, labels} lists -> one row (1, S) of all sequences back to back: input_ids, labels (the first
+    token of each sequence is -100: nothing before it in its own sequence predicts it), position_ids restarting at
+    0 per sequence, seq_index (which sequence each token belongs to)."""
+    ids, labels, pos, owner = [], [], [], []
+    for i, e in enumerate(encoded):
+        n = len(e["input_ids"])
+        ids += e["input_ids"]
+        labels += [-100, *e["labels"][1:]]
+        pos += range(n)
+        owner += [i] * n
+    row = {"input_ids": ids, "labels": labels, "position_ids": pos, "seq_index": owner}
+    return {k: torch.tensor([v], dtype=torch.long) for k, v in row.items()}
+
+
 @dataclass
 class DPOCollator:
-    """B pairs -> sequences (2B, T), chosen rows first; extras and precomputed reference log-probs as (B,)."""
+    """B pairs -> sequences (2B, T), chosen rows first (packed: one row (1, S) in the same order); extras and
+    precomputed reference log-probs as (B,)."""
 
     pad_token_id: int
     extra_columns: tuple[str, ...] = ()
+    padding_free: bool = False
 
     def __call__(self, rows: list[dict]) -> dict[str, Any]:
         seqs = [r["chosen"] for r in rows] + [r["rejected"] for r in rows]
-        batch: dict[str, Any] = collate_sequences(seqs, self.pad_token_id)
+        batch: dict[str, Any] = collate_packed(seqs) if self.padding_free else collate_sequences(seqs,
+                                                                                                  self.pad_token_id)
         batch["extras"] = {k: torch.tensor([r[k] for r in rows], dtype=torch.float32) for k in self.extra_columns}
         if "ref_chosen_logps" in rows[0]:
             batch["ref_logps"] = torch.tensor([r["ref_chosen_logps"] for r in rows]
@@ -193,7 +237,7 @@ def encode_pairs(records: list[dict], tokenizer, cfg: DPOConfig, extras: list[st
 
 def pair_losses(model, ref, inputs: dict[str, Any], cfg: DPOConfig) -> tuple[Tensor, Tensor, Tensor]:
     """Per-pair loss (B,) = DPO loss + pair term on h = β·(logratio_c − logratio_r); implicit rewards (B,), (B,)."""
-    seq = {k: inputs[k] for k in ("input_ids", "attention_mask", "labels")}
+    seq = {k: inputs[k] for k in SEQUENCE_KEYS if k in inputs}
     logps, n_tokens = sequence_logps(model, **seq)  # (2B,), (2B,)
     ref_logps = inputs["ref_logps"] if "ref_logps" in inputs else reference_logps(model, ref, **seq)[0]
     # IPO on per-token averages (TRL's normalisation, confirmed by the IPO authors); its logged rewards are per token
@@ -269,7 +313,7 @@ def precompute_reference(ref_or_policy, rows: list[dict], collator: DPOCollator,
     model = ref_or_policy.to(device).eval()
     for start in range(0, len(rows), batch_size):
         chunk = rows[start: start + batch_size]
-        batch = {k: v.to(device) for k, v in collator(chunk).items() if k in ("input_ids", "attention_mask", "labels")}
+        batch = {k: v.to(device) for k, v in collator(chunk).items() if k in SEQUENCE_KEYS}
         logps = reference_logps(model, None if unwrap_peft(model) else model, **batch)[0].float().cpu()
         for row, c, r in zip(chunk, *logps.chunk(2)):
             row["ref_chosen_logps"], row["ref_rejected_logps"] = float(c), float(r)
@@ -277,16 +321,14 @@ def precompute_reference(ref_or_policy, rows: list[dict], collator: DPOCollator,
 
 def build_dpo_trainer(cfg: DPOConfig, train_records: list[dict], eval_records: list[dict] | None = None):
     """Trainer over the encoded training pairs; also the collator, the encoded eval rows and at-max-length counts."""
-    from datasets import Dataset
-    from transformers import TrainingArguments
-
     tokenizer = load_tokenizer(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
     extras = numeric_extra_columns(train_records)
     check_pair_term_columns(cfg, extras)
     rows, at_max = encode_pairs(train_records, tokenizer, cfg, extras)
     eval_rows, eval_at_max = encode_pairs(eval_records or [], tokenizer, cfg, extras)
-    collator = DPOCollator(tokenizer.pad_token_id, tuple(extras))
     model = load_causal_lm(cfg.model_name_or_path, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+    check_padding_free(cfg, model)
+    collator = DPOCollator(tokenizer.pad_token_id, tuple(extras), cfg.padding_free)
     if cfg.use_lora:
         from peft import get_peft_model
 
@@ -299,6 +341,16 @@ def build_dpo_trainer(cfg: DPOConfig, train_records: list[dict], eval_records: l
         for part in (rows, eval_rows):
             precompute_reference(ref if ref is not None else model, part, collator, cfg.per_device_eval_batch_size)
         ref = None  # freed: the rows carry the reference log-probs now
+    trainer = dpo_trainer_from_rows(cfg, model, ref, tokenizer, rows, collator)
+    return trainer, collator, eval_rows, {"train_pairs_at_max_length": at_max, "eval_pairs_at_max_length": eval_at_max}
+
+
+def dpo_trainer_from_rows(cfg: DPOConfig, model, ref, tokenizer, rows: list[dict], collator: DPOCollator):
+    """The trainer on encoded pair rows (``encode_pairs``); ``ref`` None with precomputed reference log-probs in the
+    rows or a LoRA policy. Also used by bench/ on in-memory models."""
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
     args = TrainingArguments(
         output_dir=cfg.output_dir, seed=cfg.seed, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
@@ -309,11 +361,10 @@ def build_dpo_trainer(cfg: DPOConfig, train_records: list[dict], eval_records: l
         report_to=resolve_report_to(cfg.report_to, cfg.output_dir), gradient_checkpointing=cfg.gradient_checkpointing,
         bf16=cfg.dtype in ("bfloat16", "bf16") and torch.cuda.is_available(), remove_unused_columns=False,
     )
-    trainer = _make_trainer_class()(
+    return _make_trainer_class()(
         model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=collator,
         processing_class=tokenizer, dpo_cfg=cfg, ref_model=ref,
     )
-    return trainer, collator, eval_rows, {"train_pairs_at_max_length": at_max, "eval_pairs_at_max_length": eval_at_max}
 
 
 def train_dpo(cfg: DPOConfig) -> dict[str, Any]:

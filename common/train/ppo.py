@@ -223,7 +223,7 @@ class Rollout:
     values: torch.Tensor | None = None  # (B, T) V_old(x, y_<t), PPO only
     returns: torch.Tensor | None = None  # (B, T) value targets, PPO only
 
-    def rows(self, idx: list[int]) -> "Rollout":
+    def rows(self, idx: list[int]) -> Rollout:
         return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[idx]
                           for f in dataclasses.fields(self)})
 

@@ -31,6 +31,8 @@ from common.models import load_reward_model, load_tokenizer
 from common.templates import render_prompt, render_response
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
+# Decoders whose attention keeps packed sequences apart when position_ids restart at 0 (transformers >= 5 masks).
+PACKABLE_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text"})
 
 
 def _help(text: str) -> dict:
@@ -85,6 +87,10 @@ class PairStageConfig:
     resume: bool = field(default=False, metadata=_help("continue from the last checkpoint in output_dir"))
     overwrite: bool = field(default=False, metadata=_help("replace a finished run in output_dir"))
     pair_term: str = field(default="none", metadata=_help(f"extra per-pair loss term: {sorted(PAIR_TERMS)}"))
+    padding_free: bool = field(default=False, metadata=_help(
+        "pack each batch's sequences into one row with position ids: no pad tokens, same loss (DPO: logits only at "
+        f"response positions). Decoder families {sorted(PACKABLE_FAMILIES)} on transformers >= 5 (sdpa/eager build "
+        "the block mask from position ids; flash_attention_2/3 run varlen)"))
 
     def __post_init__(self) -> None:
         sec = self.SECTION
@@ -176,6 +182,14 @@ def numeric_extra_columns(records: list[dict]) -> list[str]:
                                          for r in records))
 
 
+def check_padding_free(cfg: PairStageConfig, model) -> None:
+    """Packing needs a decoder whose attention reads packed position ids; encoders would attend across pairs."""
+    model_type = getattr(getattr(model, "config", None), "model_type", "?")
+    if cfg.padding_free and model_type not in PACKABLE_FAMILIES:
+        raise ConfigError(f"{cfg.SECTION}.padding_free: model_type {model_type!r} is not one of "
+                          f"{sorted(PACKABLE_FAMILIES)}; set padding_free: false")
+
+
 def check_pair_term_columns(cfg: PairStageConfig, extras: list[str]) -> None:
     """Fail before any training when the pair term needs a per-pair column the data lacks."""
     needed = [c for c in get_pair_term(cfg.pair_term).columns if c not in extras]
@@ -199,17 +213,50 @@ def tokenize_pairs(records: list[dict], tokenizer, cfg: RMConfig, extras: list[s
     return rows, kept
 
 
+def pack_for_scores(seqs: list[list[int]], pad_token_id: int) -> dict[str, Tensor]:
+    """Sequences back to back in one row: input_ids, position_ids (1, S), and score_index (N,), each sequence's
+    score position under the padded rule (its rightmost token that is not pad_token_id; its last token if none)."""
+    ids, pos, score_index = [], [], []
+    for s in seqs:
+        content = [i for i, t in enumerate(s) if t != pad_token_id]
+        score_index.append(len(ids) + (content[-1] if content else len(s) - 1))
+        ids += s
+        pos += range(len(s))
+    return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([pos]),
+            "score_index": torch.tensor(score_index)}
+
+
 @dataclass
 class PairCollator:
-    """Stacks B pairs as input_ids (2B, T): chosen rows first, then rejected; extras -> {name: (B,) float32}."""
+    """Stacks B pairs as input_ids (2B, T): chosen rows first, then rejected (packed: one row, same order);
+    extras -> {name: (B,) float32}."""
 
     pad_token_id: int
     extra_columns: tuple[str, ...] = ()
+    padding_free: bool = False
 
     def __call__(self, rows: list[dict]) -> dict[str, Any]:
-        ids, mask = pad_right([r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows], self.pad_token_id)
+        seqs = [r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows]
         extras = {k: torch.tensor([r[k] for r in rows], dtype=torch.float32) for k in self.extra_columns}
+        if self.padding_free:
+            return {**pack_for_scores(seqs, self.pad_token_id), "extras": extras}
+        ids, mask = pad_right(seqs, self.pad_token_id)
         return {"input_ids": ids, "attention_mask": mask, "extras": extras}
+
+
+def packed_scores(model, input_ids: Tensor, position_ids: Tensor, score_index: Tensor) -> Tensor:
+    """Rewards (N,) of N sequences packed into one row (1, S). The forward goes through ``model`` itself (so DDP,
+    DeepSpeed and PEFT wrappers see it); a hook reads the score head's per-position output (1, S, 1) there, since
+    the model's own pooling picks one position per row."""
+    inner = getattr(model, "module", model)
+    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    captured: list[Tensor] = []
+    handle = inner.score.register_forward_hook(lambda module, args, out: captured.append(out))
+    try:
+        model(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+    finally:
+        handle.remove()
+    return captured[-1][0, score_index, 0]  # (N,)
 
 
 def pairwise_reward_trainer_class():
@@ -226,8 +273,14 @@ def pairwise_reward_trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             extras = inputs["extras"]
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
-            chosen, rejected = outputs.logits.squeeze(-1).chunk(2)  # (2B,) -> (B,), (B,)
+            if "score_index" in inputs:
+                rewards = packed_scores(model, inputs["input_ids"], inputs["position_ids"], inputs["score_index"])
+                outputs = {"logits": rewards[:, None]}
+            else:
+                outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                use_cache=False)
+                rewards = outputs.logits.squeeze(-1)
+            chosen, rejected = rewards.chunk(2)  # (2B,) -> (B,), (B,)
             per_pair = bt_loss(chosen, rejected, extras.get("margin"), reduction="none")
             per_pair = per_pair + self.pair_term(chosen - rejected, extras)
             loss = per_pair.mean()
@@ -325,9 +378,6 @@ def build_rm_trainer(cfg: RMConfig, train_records: list[dict], trainer_class: ty
 
     ``trainer_class`` replaces the default (a subclass of ``pairwise_reward_trainer_class()`` taking the same
     ``pair_term``/``center_coef`` keywords), for papers that change how the pair's score difference is read."""
-    from datasets import Dataset
-    from trl import RewardConfig
-
     tokenizer = load_tokenizer(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
     extras = numeric_extra_columns(train_records)
     check_pair_term_columns(cfg, extras)
@@ -337,6 +387,17 @@ def build_rm_trainer(cfg: RMConfig, train_records: list[dict], trainer_class: ty
                           "tokens; raise max_length")
     model = load_reward_model(cfg.model_name_or_path, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
                               pad_token_id=tokenizer.pad_token_id)
+    trainer = rm_trainer_from_rows(cfg, model, tokenizer, rows, extras, trainer_class)
+    return trainer, len(train_records) - len(rows)
+
+
+def rm_trainer_from_rows(cfg: RMConfig, model, tokenizer, rows: list[dict], extras: list[str],
+                         trainer_class: type | None = None):
+    """The trainer on tokenised rows {chosen_ids, rejected_ids, **extras} (also used by bench/ on in-memory models)."""
+    check_padding_free(cfg, model)
+    from datasets import Dataset
+    from trl import RewardConfig
+
     args = RewardConfig(
         output_dir=cfg.output_dir, seed=cfg.seed, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
@@ -350,13 +411,12 @@ def build_rm_trainer(cfg: RMConfig, train_records: list[dict], trainer_class: ty
         # we tokenise and length-filter ourselves (to count drops) and keep the extra columns for the loss
         max_length=None, remove_unused_columns=False,
     )
-    trainer = (trainer_class or pairwise_reward_trainer_class())(
+    return (trainer_class or pairwise_reward_trainer_class())(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-        data_collator=PairCollator(tokenizer.pad_token_id, tuple(extras)),
+        data_collator=PairCollator(tokenizer.pad_token_id, tuple(extras), cfg.padding_free),
         peft_config=lora_config(cfg, "SEQ_CLS") if cfg.use_lora else None,
         pair_term=cfg.pair_term, center_coef=cfg.center_rewards_coefficient,
     )
-    return trainer, len(train_records) - len(rows)
 
 
 def _epoch_eval_callback(tokenizer, records: list[dict], cfg: RMConfig, log: list[dict]):

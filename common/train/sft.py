@@ -74,6 +74,9 @@ class SFTConfig:
     load_in_4bit: bool = field(default=False, metadata=_help("QLoRA: 4-bit NF4 base (CUDA + bitsandbytes only)"))
     dtype: str = field(default="float32", metadata=_help("weight dtype: float32, bfloat16, float16"))
     gradient_checkpointing: bool = field(default=False, metadata=_help("trade compute for memory (large models)"))
+    padding_free: bool = field(default=False, metadata=_help(
+        "flatten each batch into one row with position ids (no pad tokens; same loss). Needs an attention that reads "
+        "packed position ids: flash_attention_2/3, or sdpa/eager on transformers >= 5 (block mask from position ids)"))
     trust_remote_code: bool = field(default=False, metadata=_help("allow hub model code (ChatGLM3, Baichuan2)"))
     deepspeed: str | None = field(default=None, metadata=_help("DeepSpeed json, e.g. common/configs/deepspeed/zero3.json"))
     report_to: str = field(default="wandb", metadata=_help("wandb (offline unless WANDB_MODE is set), tensorboard "
@@ -150,22 +153,12 @@ def build_model(cfg: SFTConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def train_sft(cfg: SFTConfig) -> dict[str, Any]:
-    """Train; save the final model (or adapter) and tokenizer into output_dir; return the metrics."""
+def build_sft_trainer(cfg: SFTConfig, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict]):
+    """TRL's SFTTrainer on pre-tokenised {input_ids, labels} rows (also used by bench/ on in-memory models)."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
-
-    resume_from = prepare_checkpoints(cfg.output_dir, cfg.resume, cfg.overwrite, "sft")
-    run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
-    tokenizer = load_tokenizer(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
-    train_records, eval_records = load_sft_data(cfg)
-    train_rows = sft_examples(train_records, tokenizer, cfg)
-    eval_rows = sft_examples(eval_records, tokenizer, cfg)
-    n_trained_tokens = sum(sum(lab != -100 for lab in r["labels"]) for r in train_rows)
-    print(f"sft: {len(train_rows)} training examples ({n_trained_tokens} trained tokens), {len(eval_rows)} eval; "
-          f"template {cfg.template!r}; resume from {resume_from}", flush=True)
 
     half = cfg.dtype in ("bfloat16", "bf16", "float16", "fp16") and torch.cuda.is_available()
     args = TRLSFTConfig(
@@ -179,12 +172,29 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
         deepspeed=cfg.deepspeed, report_to=resolve_report_to(cfg.report_to, cfg.output_dir),
         gradient_checkpointing=cfg.gradient_checkpointing,
         bf16=half and cfg.dtype in ("bfloat16", "bf16"), fp16=half and cfg.dtype in ("float16", "fp16"),
-        max_length=cfg.max_length, packing=False, eval_strategy="no",
+        # padding-free: rows are already cut to max_length by encode_prompt_response, and TRL refuses a max_length there
+        max_length=None if cfg.padding_free else cfg.max_length, packing=False, padding_free=cfg.padding_free,
+        eval_strategy="no",
     )
-    trainer = SFTTrainer(
-        model=build_model(cfg), args=args, train_dataset=Dataset.from_list(train_rows),
+    return SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, processing_class=tokenizer,
     )
+
+
+def train_sft(cfg: SFTConfig) -> dict[str, Any]:
+    """Train; save the final model (or adapter) and tokenizer into output_dir; return the metrics."""
+    resume_from = prepare_checkpoints(cfg.output_dir, cfg.resume, cfg.overwrite, "sft")
+    run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
+    tokenizer = load_tokenizer(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
+    train_records, eval_records = load_sft_data(cfg)
+    train_rows = sft_examples(train_records, tokenizer, cfg)
+    eval_rows = sft_examples(eval_records, tokenizer, cfg)
+    n_trained_tokens = sum(sum(lab != -100 for lab in r["labels"]) for r in train_rows)
+    print(f"sft: {len(train_rows)} training examples ({n_trained_tokens} trained tokens), {len(eval_rows)} eval; "
+          f"template {cfg.template!r}; resume from {resume_from}", flush=True)
+
+    trainer = build_sft_trainer(cfg, build_model(cfg), tokenizer, train_rows, eval_rows)
     result = trainer.train(resume_from_checkpoint=resume_from)
     save_final(trainer, tokenizer, cfg.output_dir)
 
