@@ -87,17 +87,24 @@ def similarity_columns(records: list[dict], prior: dict, task: str) -> list[dict
 
 def run_variant(variant: str, train: list[dict], evals: list[dict], cfg: VariantsConfig) -> dict[str, Any]:
     folder = Path(cfg.output_dir) / variant
+    finished = folder / "rm" / "metrics.json"
+    resume = finished.is_file() and not cfg.overwrite  # a finished variant of a resumed sweep is reused, not retrained
     prior = build_dataclass(PriorConfig, {**cfg.prior, "kind": variant, "task": cfg.task}, "variants.prior")
-    write_jsonl(folder / "data" / "train.jsonl", annotate_prior(train, prior))
-    # The sim_* measurement columns stay off the training file (the trainer carries numeric columns as extras).
-    write_jsonl(folder / "data" / "eval.jsonl", annotate_prior(evals, prior))
+    if not resume:
+        write_jsonl(folder / "data" / "train.jsonl", annotate_prior(train, prior))
+        # The sim_* measurement columns stay off the training file (the trainer carries numeric columns as extras).
+        write_jsonl(folder / "data" / "eval.jsonl", annotate_prior(evals, prior))
     rm_cfg = build_dataclass(PCRMRMConfig, {
         **cfg.rm, "dataset": str(folder / "data" / "train.jsonl"),
         "eval_dataset": str(folder / "data" / "eval.jsonl"), "output_dir": str(folder / "rm"),
         "pair_term": "none" if variant == "baseline" else "upper_bound", "eval_each_epoch": True,
         "overwrite": cfg.overwrite,
     }, f"variants.rm[{variant}]")
-    rm_metrics = train_pcrm_rm(rm_cfg)
+    if resume:
+        print(f"reusing the finished RM of variant {variant}: {finished}", flush=True)
+        rm_metrics = json.loads(finished.read_text())
+    else:
+        rm_metrics = train_pcrm_rm(rm_cfg)
     scores = read_jsonl(folder / "rm" / "eval_scores.jsonl")
     chosen = [s["chosen_score"] for s in scores]
     rejected = [s["rejected_score"] for s in scores]
