@@ -71,16 +71,20 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", required=True, help="the task folder holding sft_label/, ppo_rllr/, rm_label/...")
-    args = parser.parse_args(argv)
-    root = Path(args.root)
+def compare_and_write(root: Path) -> str:
+    """Write ``comparison.json`` and ``comparison.md`` under ``root``; returns the markdown."""
     result = compare(root)
     atomic_write_json(root / "comparison.json", result)
     text = markdown(result)
     atomic_write_text(root / "comparison.md", text)
-    print(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", required=True, help="the task folder holding sft_label/, ppo_rllr/, rm_label/...")
+    args = parser.parse_args(argv)
+    print(compare_and_write(Path(args.root)))
     return 0
 
 

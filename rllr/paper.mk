@@ -5,14 +5,18 @@ RLLR_TASKS   := mr ag_news app_reviews mrpc qqp mnli sst2 stsb
 RLLR_RUN      = CONFIG=$(1) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=$(2) TASKS="$(or $(TASK),$(3))" \
                 $(if $(MODES),MODES="$(MODES)") bash rllr/scripts/run_all.sh
 
+# CPU runs: every stage in one interpreter (rllr/pipeline.py), one torch thread (faster than two on shared cores)
+RLLR_PIPELINE = HF_HUB_OFFLINE=1 $(PY) -m rllr.pipeline --config $(1) --model $(2) --tasks sst2$(rllr_comma)rte \
+                --runs $(RUNS) --threads 1 $(if $(MODES),--modes $(MODES)) $(if $(filter true,$(OVERWRITE)),--overwrite)
+
 .PHONY: rllr-tiny rllr-fidelity rllr-llama2 rllr-llama2-13b rllr-baichuan2 rllr-baichuan2-13b rllr-chatglm3 \
         rllr-mistral rllr-bloom3b rllr-bloom7b
 
-rllr-tiny: $(PREPARED) ## RLLR on the tiny embedded Llama (SST-2, lexicon rationales): data, 2 SFTs, 2 RMs, 3 PPO modes, table
-	$(call RLLR_RUN,rllr/configs/tiny.yaml,tiny,sst2)
+rllr-tiny: $(PREPARED) ## RLLR on the tiny embedded Llama (shipped tiny SST-2 + RTE, lexicon rationales): every stage in one process
+	$(call RLLR_PIPELINE,rllr/configs/tiny.yaml,tiny)
 
-rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2 with SST-2 + RTE (CPU, ~25 min): RM accuracy on label pairs, SFT/RLHF/RLLR accuracy
-	$(call RLLR_RUN,rllr/configs/fidelity.yaml,fidelity,sst2$(rllr_comma)rte)
+rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2, SST-2 + RTE (CPU, ~30 min): RM accuracy on label pairs, five systems' accuracy
+	$(call RLLR_PIPELINE,rllr/configs/fidelity.yaml,fidelity)
 
 rllr-llama2: $(PREPARED) ## RLLR on Llama-2-7b-chat, eight tasks, RLHF/RLLR/RLLR-mixed PPO and comparison tables (GPU)
 	$(call RLLR_RUN,rllr/configs/llama2.yaml,llama2,$(RLLR_TASKS))
