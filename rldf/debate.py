@@ -45,9 +45,11 @@ from rldf.referee import (
     referee_request,
     render_feedback,
 )
+from rldf.referee_loglik import ModelOptionScorer, loglik_labels, loglik_verdicts
 from rldf.topics import generate_topics
 
 DEFAULT_ROUNDS = {"teacher": 2, "self": 3}  # [CODE]
+REFEREE_MODES = ("generate", "loglik")
 
 
 def _h(text: str) -> dict:
@@ -87,6 +89,9 @@ class DebateConfig:
     referee_max_new_tokens: int = field(default=256, metadata=_h("referee/labeller answer length"))
     referee_few_shot: bool = field(default=False, metadata=_h("show the referee one worked JSON example first "
                                                               "(for small models) [GUESS]"))
+    referee_mode: str = field(default="generate", metadata=_h("generate (JSON verdict, parsed strictly) | loglik "
+                                                              "(constrained to the answer set; hf backend only; "
+                                                              "rldf.referee_loglik)"))
     max_attempts: int = field(default=3, metadata=_h("tries per referee/labelling answer before the topic fails"))
     min_score_gap: int | None = field(default=None, metadata=_h("keep a pair only if rejected score - chosen score "
                                                                 ">= this; None keeps all [CODE]"))
@@ -109,6 +114,11 @@ class DebateConfig:
                 raise ConfigError(f"data.{key}: {getattr(self, key)} must be >= 1")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        if self.referee_mode not in REFEREE_MODES:
+            raise ConfigError(f"data.referee_mode: {self.referee_mode!r} is not one of {REFEREE_MODES}")
+        if self.referee_mode == "loglik" and self.backend != "hf":
+            raise ConfigError(f"data.referee_mode: loglik needs the referee's log-likelihoods, which only the hf "
+                              f"backend gives (backend is {self.backend!r}); use referee_mode=generate")
         if not self.model:
             raise ConfigError("data.model: required (the model that plays the debaters and the referee)")
 
@@ -200,31 +210,52 @@ def _debater_turns(cfg: DebateConfig, bias: BiasType, debates: list[Debate], rnd
         d.log.append(f"[{key}]: {text.strip()}")
 
 
-def _referee_turn(cfg: DebateConfig, bias: BiasType, debates: list[Debate], rnd: int, generator) -> None:
-    n = len(bias.roles)
+def _round_context(cfg: DebateConfig, bias: BiasType, d: Debate, rnd: int) -> tuple[list[tuple[str, str]], str]:
+    """This round's (speaker, text) arguments, and in teacher mode what came before them in the last-5 window."""
+    args = [(u["speaker"], u["text"]) for u in d.rounds[rnd]["utterances"]]
+    context = "\n\n".join(d.log[-cfg.context_messages:-len(bias.roles)]) if cfg.mode == "teacher" else ""
+    return args, context
+
+
+def _accept_verdict(d: Debate, entry: dict, verdict: Verdict, bias: BiasType) -> None:
+    entry["verdict"] = verdict.as_dict()
+    entry["feedback"] = render_feedback(verdict, bias)
+    d.log.append(f"[referee]: {entry['feedback']}")
+
+
+def _referee_turn(cfg: DebateConfig, bias: BiasType, debates: list[Debate], rnd: int, generator, scorer) -> None:
+    if cfg.referee_mode == "loglik":
+        rounds = [(d.topic, *_round_context(cfg, bias, d, rnd)) for d in debates]
+        for d, (verdict, logps) in zip(debates, loglik_verdicts(scorer, bias, rounds, f"You are {bias.referee}.")):
+            entry = {"mode": "loglik", "attempts": 1, "option_logprobs": logps}
+            _accept_verdict(d, entry, verdict, bias)
+            d.rounds[rnd]["referee"] = entry
+        return
     convs = []
     for d in debates:
-        args = [(u["speaker"], u["text"]) for u in d.rounds[rnd]["utterances"]]
-        # teacher mode: the referee also sees what came before this round within the last-5 window
-        context = "\n\n".join(d.log[-cfg.context_messages:-n]) if cfg.mode == "teacher" else ""
+        args, context = _round_context(cfg, bias, d, rnd)
         example = referee_example(bias) if cfg.referee_few_shot else []
         convs.append([{"role": "system", "content": f"You are {bias.referee}."}, *example,
                       {"role": "user", "content": referee_request(bias, d.topic, args, context)}])
     answers = ask_structured(generator, convs, lambda t: parse_verdict(t, bias), cfg.max_attempts,
                              desc=f"round {rnd}: referee", **cfg.referee_sampling())
     for d, ans in zip(debates, answers):
-        entry: dict[str, Any] = {"raw": ans.raw, "attempts": ans.attempts}
+        entry: dict[str, Any] = {"mode": "generate", "raw": ans.raw, "attempts": ans.attempts}
         if ans.ok:
-            entry["verdict"] = ans.value.as_dict()
-            entry["feedback"] = render_feedback(ans.value, bias)
-            d.log.append(f"[referee]: {entry['feedback']}")
+            _accept_verdict(d, entry, ans.value, bias)
         else:
             entry["error"] = ans.error
             d.failure = f"round {rnd} referee: no usable answer in {ans.attempts} attempts ({ans.error})"
         d.rounds[rnd]["referee"] = entry
 
 
-def _label_turn(cfg: DebateConfig, bias: BiasType, debates: list[Debate], generator) -> None:
+def _label_turn(cfg: DebateConfig, bias: BiasType, debates: list[Debate], generator, scorer) -> None:
+    if cfg.referee_mode == "loglik":
+        asked = [(d.topic, [(i, s, t) for i, _, s, t in d.numbered()]) for d in debates]
+        for d, (most, least, logps) in zip(debates, loglik_labels(scorer, bias, asked, f"You are {bias.referee}.")):
+            d.label = {"mode": "loglik", "attempts": 1, "option_logprobs": logps, "most_biased": most,
+                       "least_biased": least}
+        return
     convs = [[{"role": "system", "content": f"You are {bias.referee}."},
               {"role": "user", "content": label_request(bias, d.topic, [(i, s, t) for i, _, s, t in d.numbered()])}]
              for d in debates]
@@ -232,7 +263,7 @@ def _label_turn(cfg: DebateConfig, bias: BiasType, debates: list[Debate], genera
     answers = ask_structured(generator, convs, lambda t: parse_label(t, valid), cfg.max_attempts, desc="labelling",
                              **cfg.referee_sampling())
     for d, ans in zip(debates, answers):
-        d.label = {"raw": ans.raw, "attempts": ans.attempts}
+        d.label = {"mode": "generate", "raw": ans.raw, "attempts": ans.attempts}
         if ans.ok:
             d.label.update(most_biased=ans.value[0], least_biased=ans.value[1])
         else:
@@ -240,7 +271,9 @@ def _label_turn(cfg: DebateConfig, bias: BiasType, debates: list[Debate], genera
             d.failure = f"labelling: no usable answer in {ans.attempts} attempts ({ans.error})"
 
 
-def run_debates(cfg: DebateConfig, bias: BiasType, topics: list[str], generator) -> list[Debate]:
+def run_debates(cfg: DebateConfig, bias: BiasType, topics: list[str], generator, scorer=None) -> list[Debate]:
+    """Every topic's debate, all in lockstep; ``scorer`` (an OptionScorer) is the referee when referee_mode is
+    loglik."""
     debates = [Debate(i, t) for i, t in enumerate(topics)]
     for rnd in range(cfg.rounds):
         active = [d for d in debates if d.failure is None]
@@ -251,9 +284,9 @@ def run_debates(cfg: DebateConfig, bias: BiasType, topics: list[str], generator)
                 _debater_turns(cfg, bias, active, rnd, [key], generator)
         else:  # independent within a round: one call for all
             _debater_turns(cfg, bias, active, rnd, bias.keys, generator)
-        _referee_turn(cfg, bias, active, rnd, generator)
+        _referee_turn(cfg, bias, active, rnd, generator, scorer)
     if cfg.mode == "teacher":
-        _label_turn(cfg, bias, [d for d in debates if d.failure is None], generator)
+        _label_turn(cfg, bias, [d for d in debates if d.failure is None], generator, scorer)
     return debates
 
 
@@ -296,8 +329,9 @@ def sft_records(d: Debate, bias: BiasType, max_score: int) -> list[dict]:
     return out
 
 
-def transcript(d: Debate, bias: BiasType, mode: str) -> dict:
+def transcript(d: Debate, bias: BiasType, mode: str, referee_mode: str) -> dict:
     return {"topic_id": d.topic_id, "topic": d.topic, "bias_type": bias.name, "mode": mode,
+            "referee_mode": referee_mode,
             "status": "failed" if d.failure else "ok", "failure": d.failure, "rounds": d.rounds, "label": d.label}
 
 
@@ -320,8 +354,16 @@ def read_topics_file(path: str, n: int) -> list[str]:
     return list(dict.fromkeys(topics))[:n]
 
 
-def build_dataset(cfg: DebateConfig, generator=None) -> dict[str, Any]:
-    """The whole stage: topics, debates, records, metrics. ``generator`` replaces the configured one (tests)."""
+def referee_scorer(cfg: DebateConfig, generator) -> ModelOptionScorer:
+    """The loglik referee over the debate model itself (the hf generator's weights when it has them)."""
+    if hasattr(generator, "model") and hasattr(generator, "tokenizer"):
+        return ModelOptionScorer(generator.model, generator.tokenizer, cfg.template, cfg.batch_size)
+    return ModelOptionScorer.load(cfg.model, cfg.template, cfg.dtype, cfg.trust_remote_code, cfg.batch_size)
+
+
+def build_dataset(cfg: DebateConfig, generator=None, scorer=None) -> dict[str, Any]:
+    """The whole stage: topics, debates, records, metrics. ``generator`` and ``scorer`` (the loglik referee)
+    replace the configured ones (tests)."""
     bias = get_bias_type(cfg.bias_type)
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     out = run.path
@@ -336,8 +378,10 @@ def build_dataset(cfg: DebateConfig, generator=None) -> dict[str, Any]:
         raise UserError(f"no topics: {cfg.max_topic_calls} answers of {cfg.model} held no topic-like line; "
                         "set data.topics_file or use a stronger model")
     write_jsonl(out / "topics.jsonl", [{"topic_id": i, "topic": t} for i, t in enumerate(topics)])
-    debates = run_debates(cfg, bias, topics, generator)
-    write_jsonl(out / "transcripts.jsonl", [transcript(d, bias, cfg.mode) for d in debates])
+    if cfg.referee_mode == "loglik" and scorer is None:
+        scorer = referee_scorer(cfg, generator)
+    debates = run_debates(cfg, bias, topics, generator, scorer)
+    write_jsonl(out / "transcripts.jsonl", [transcript(d, bias, cfg.mode, cfg.referee_mode) for d in debates])
     write_jsonl(out / "failed.jsonl", [{"topic_id": d.topic_id, "topic": d.topic, "failure": d.failure}
                                        for d in debates if d.failure])
     ok = [d for d in debates if d.failure is None]
@@ -356,12 +400,18 @@ def build_dataset(cfg: DebateConfig, generator=None) -> dict[str, Any]:
                                                    "topic": d.topic} for d in part])
     per_round = [[e["score"] for d in ok for e in d.rounds[r]["referee"]["verdict"].values()]
                  for r in range(cfg.rounds)]
-    attempts = [r["referee"]["attempts"] for d in debates for r in d.rounds if "referee" in r]
+    answers = [r["referee"] for d in debates for r in d.rounds if "referee" in r]
+    answers += [d.label for d in debates if d.label]
+    attempts = [a["attempts"] for a in answers]
+    refused = sum(a["attempts"] - ("error" not in a) for a in answers)  # answers that did not parse
     metrics = {"bias_type": bias.name, "mode": cfg.mode, "rounds": cfg.rounds, "topics": len(topics),
                "topic_answers_read": topic_calls, "debates_ok": len(ok), "debates_failed": len(debates) - len(ok),
                "n_pairs": counts["pairs_train"] + counts["pairs_test"], **counts,
                "mean_score_by_round": [sum(s) / len(s) if s else None for s in per_round],
+               "referee_mode": cfg.referee_mode,
                "referee_attempts_mean": sum(attempts) / len(attempts) if attempts else None,
+               "referee_answers": sum(attempts), "referee_parse_failures": refused,
+               "referee_parse_failure_rate": refused / sum(attempts) if attempts else None,
                "generation": generator.usage.as_dict()}
     result = run.finish(metrics, key_metric="n_pairs")
     if counts["pairs_train"] == 0:
