@@ -6,13 +6,13 @@ RLCHF_SWF_ROWS = swf_plurality swf_borda swf_copeland swf_maximin swf_kemeny_you
 
 .PHONY: rlchf-tiny rlchf-fidelity rlchf-llama3 rlchf-qwen2.5
 
-rlchf-tiny: $(PREPARED) ## RLCHF end to end on the embedded SmolLM2 (judge + policy), a few prompts/personas (CPU, minutes)
-	CONFIG=rlchf/configs/tiny.yaml OUT=$(RUNS)/rlchf/tiny ROWS="gold swf_borda swf_schulze" SFT_ROWS="" \
+rlchf-tiny: $(PREPARED) ## RLCHF end to end on the embedded SmolLM2 (guided judge + policy), repo tiny data (CPU, minutes)
+	CONFIG=rlchf/configs/tiny.yaml OUT=$(RUNS)/rlchf/tiny ROWS="swf_borda" SFT_ROWS="" \
 	  HF_HUB_OFFLINE=1 $(RLCHF_RUN)
 
-rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 judges 50 HH prompts x 10 personas; SWF stats, DPO, BBQ (CPU, ~20 min)
+rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 16 HH prompts x 10 personas; SWF stats, DPO, BBQ (CPU, ~25 min)
 	CONFIG=rlchf/configs/fidelity.yaml OUT=$(RUNS)/rlchf/fidelity \
-	  ROWS="gold swf_borda swf_schulze swf_plurality" SFT_ROWS="" HF_HUB_OFFLINE=1 $(RLCHF_RUN)
+	  ROWS="gold swf_borda swf_plurality" SFT_ROWS="" HF_HUB_OFFLINE=1 $(RLCHF_RUN)
 
 rlchf-llama3: $(INSTALLED) ## RLCHF on Llama-3.1-8B-Instruct; judge gemma-3-27b-it at OPENAI_BASE_URL (start vLLM first)
 	CONFIG=rlchf/configs/llama3.yaml OUT=$(RUNS)/rlchf/llama3 ROWS="gold $(RLCHF_SWF_ROWS)" SFT_ROWS="gold swf_borda" \

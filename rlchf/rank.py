@@ -7,6 +7,8 @@ from a policy), each judge sees them in its own seeded random order, and answers
 ``<ranking>B > A = C > D</ranking>`` ("=" marks responses the judge finds equally good). Labels are mapped back to
 candidate ids before anything else sees them. An answer that is not a ranking of exactly the shown labels is
 re-asked, then recorded as an abstention (never guessed). The upstream pairwise mode stays as a baseline.
+``judge_mode: loglik`` (``rlchf/guided.py``) is for judges too small to follow the format: the reply is the most
+likely of the valid answers (every strict ranking), and the ballot records ``judge_mode`` and ``logprob_gap``.
 
 Files (the ranking format is shared with issue 13's human annotation app):
 
@@ -30,6 +32,7 @@ from common.artifacts import RunDir, read_jsonl, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.structured import ParseError, ask_structured
 from rlchf.candidates import LABELS, as_messages
+from rlchf.guided import LoglikScorer, guided_answers, pairwise_answers, ranking_answers
 from rlchf.personas import build_generator_from
 
 RANKING_TAG = re.compile(r"<ranking>(.*?)</ranking>", re.IGNORECASE | re.DOTALL)
@@ -42,6 +45,14 @@ PAIRWISE_END = ("Based on your evaluation, select the most helpful response: A, 
 RANKING_END = ("Rank all {k} responses from best to worst from your persona's point of view. Give one or two "
                "sentences of reasoning, then end with the ranking in exactly this format, using each letter once: "
                "<ranking>{example}</ranking>{ties}")
+# judge_mode loglik scores only the tag as the whole reply, so the prompt asks for nothing else. The format is shown
+# with placeholder letters: a concrete example ranking would favour the answer that copies it.
+RANKING_END_GUIDED = ("Rank all {k} responses from best to worst from your persona's point of view. Reply with only "
+                      "the ranking, each letter once, in this format: <ranking>{example}</ranking>, where {first} is "
+                      "the letter of the best response and {last} of the worst.{ties}")
+PAIRWISE_END_GUIDED = ("Based on your evaluation, select the most helpful response: A, B, or C if both are equally "
+                       "helpful. Reply with only the answer as <Ans>X</Ans>.")
+JUDGE_MODES = ("generate", "loglik")
 
 
 def _help(text: str) -> dict:
@@ -103,6 +114,12 @@ class RankConfig:
     judges: str = field(default="", metadata=_help("judges.jsonl of the personas stage"))
     mode: str = field(default="ranking", metadata=_help("ranking (K candidates) | pairwise (upstream A/B/C baseline)"))
     judge: dict = field(default_factory=dict, metadata=_help("GenerationConfig of the judge model"))
+    judge_mode: str = field(default="generate", metadata=_help(
+        "generate: the judge writes reasoning + tag, parsed strictly (real judges); loglik: the most likely valid "
+        "answer by log-likelihood, i.e. guided decoding (small judges; needs judge.backend hf)"))
+    judge_calibration: str = field(default="none", metadata=_help(
+        "loglik only: none | content_free (subtract each answer's score under the judge's prompt with every text "
+        "replaced by 'N/A'; rlchf/guided.py) [GUESS]"))
     allow_ties: bool = field(default=True, metadata=_help("accept '=' (equally good) inside a ranking"))
     max_attempts: int = field(default=3, metadata=_help("answers per ballot before it becomes an abstention"))
     n_judges: int | None = field(default=None, metadata=_help("use only the first n judges (None = all)"))
@@ -122,6 +139,13 @@ class RankConfig:
             raise ConfigError(f"rank.mode = {self.mode!r}: must be 'ranking' or 'pairwise'")
         if self.max_attempts < 1:
             raise ConfigError("rank.max_attempts must be >= 1")
+        if self.judge_mode not in JUDGE_MODES:
+            raise ConfigError(f"rank.judge_mode = {self.judge_mode!r}: must be one of {list(JUDGE_MODES)}")
+        if self.judge_calibration not in ("none", "content_free"):
+            raise ConfigError(f"rank.judge_calibration = {self.judge_calibration!r}: must be none or content_free")
+        if self.judge_mode == "loglik" and self.judge.get("backend", "hf") != "hf":
+            raise ConfigError(f"rank.judge_mode = loglik scores answers with a local model: rank.judge.backend must "
+                              f"be 'hf', got {self.judge.get('backend')!r} (use judge_mode: generate for servers)")
 
 
 def clip(text: str, limit: int | None, keep_end: bool = False) -> str:
@@ -130,7 +154,7 @@ def clip(text: str, limit: int | None, keep_end: bool = False) -> str:
     return "…" + text[-limit:] if keep_end else text[:limit] + "…"
 
 
-def ballot_request(row: dict, judge: dict, cfg: "RankConfig") -> tuple[list[dict], list[str]]:
+def ballot_request(row: dict, judge: dict, cfg: RankConfig) -> tuple[list[dict], list[str]]:
     """(judge conversation, candidate ids in the order shown)."""
     mode = cfg.mode
     rng = judge_rng(cfg.seed, row["prompt_id"], judge["judge_id"])
@@ -141,8 +165,14 @@ def ballot_request(row: dict, judge: dict, cfg: "RankConfig") -> tuple[list[dict
     rng.shuffle(shown)
     text = {c["id"]: clip(c["text"], cfg.max_response_chars) for c in row["candidates"]}
     body = "\n\n".join(f"Response {LABELS[i]}:\n{text[cid]}" for i, cid in enumerate(shown))
+    guided = cfg.judge_mode == "loglik"
     if mode == "pairwise":
-        end = PAIRWISE_END
+        end = PAIRWISE_END_GUIDED if guided else PAIRWISE_END
+    elif guided:
+        slots = "WXYZ"[-len(shown):] if len(shown) <= 4 else "".join(f"L{i}" for i in range(len(shown)))
+        ties = " Write = between letters you find equally good." if cfg.allow_ties else ""
+        end = RANKING_END_GUIDED.format(k=len(shown), example=" > ".join(slots), first=slots[0], last=slots[-1],
+                                        ties=ties)
     else:
         example = " > ".join(LABELS[len(shown) - 1 - i] for i in range(len(shown)))
         ties = " Write = between letters you find equally good, e.g. <ranking>B = A > C</ranking>." \
@@ -157,6 +187,12 @@ def ballot_request(row: dict, judge: dict, cfg: "RankConfig") -> tuple[list[dict
 def ballot_record(row: dict, judge: dict, mode: str, shown: list[str], answer: Any) -> dict:
     base = {"prompt_id": row["prompt_id"], "judge_id": judge["judge_id"], "mode": mode, "shown_order": shown,
             "attempts": answer.attempts, "error": answer.error, "raw": answer.raw}
+    if hasattr(answer, "logprob_gap"):  # a guided (loglik) answer
+        base.update(judge_mode="loglik", logprob=answer.logprob, logprob_gap=answer.logprob_gap,
+                    length_normalised=answer.length_normalised)
+        if answer.uncalibrated is not None and mode == "ranking":
+            base["uncalibrated_ranking"] = [[shown[LABELS.index(label)] for label in tier]
+                                            for tier in answer.uncalibrated]
     if answer.error is not None:
         return {**base, "ranking": None, "abstained": True}
     if mode == "pairwise":
@@ -189,24 +225,47 @@ def run_rank(cfg: RankConfig) -> dict:
     rows, judges = read_jsonl(cfg.candidates), read_jsonl(cfg.judges)[: cfg.n_judges]
     if not rows or not judges:
         raise UserError(f"rank: {cfg.candidates} or {cfg.judges} is empty")
-    generator = build_generator_from(cfg.judge, "rank.judge", run.path / "judge_cache.jsonl")
     k = 2 if cfg.mode == "pairwise" else len(rows[0]["candidates"])
+    if any(len(r["candidates"]) != k for r in rows) and cfg.mode == "ranking":
+        raise UserError(f"rank: {cfg.candidates} mixes prompts with different numbers of candidates; expected {k}")
     pairs = [(row, judge) for row in rows for judge in judges]
     requests = [ballot_request(row, judge, cfg) for row, judge in pairs]
-    if cfg.mode == "pairwise":
-        def parse(text: str) -> str:
-            return parse_pairwise(text)
+    convs = [conv for conv, _ in requests]
+    if cfg.judge_mode == "loglik":
+        options = pairwise_answers() if cfg.mode == "pairwise" else ranking_answers(LABELS[:k], cfg.allow_ties)
+        scorer = LoglikScorer(cfg.judge, "rank.judge", run.path / "loglik_cache.jsonl")
+        baselines = None
+        if cfg.judge_calibration == "content_free":
+            blank = {**rows[0], "prompt_id": "content_free", "prompt": "N/A",
+                     "candidates": [{**c, "text": "N/A"} for c in rows[0]["candidates"]]}
+            texts = [t for t, _ in options]
+            per_judge = dict(zip([j["judge_id"] for j in judges],
+                                 scorer([ballot_request(blank, j, cfg)[0] for j in judges], texts)))
+            baselines = [per_judge[judge["judge_id"]] for _, judge in pairs]
+        answers = guided_answers(convs, options, scorer, baselines)
     else:
-        def parse(text: str) -> list[list[str]]:
-            return parse_ranking(text, LABELS[:k], cfg.allow_ties)
-    answers = ask_structured(generator, [conv for conv, _ in requests], parse, max_attempts=cfg.max_attempts)
+        generator = build_generator_from(cfg.judge, "rank.judge", run.path / "judge_cache.jsonl")
+        if cfg.mode == "pairwise":
+            def parse(text: str) -> str:
+                return parse_pairwise(text)
+        else:
+            def parse(text: str) -> list[list[str]]:
+                return parse_ranking(text, LABELS[:k], cfg.allow_ties)
+        answers = ask_structured(generator, convs, parse, max_attempts=cfg.max_attempts)
     ballots = [ballot_record(row, judge, cfg.mode, shown, ans)
                for (row, judge), (_, shown), ans in zip(pairs, requests, answers)]
     write_jsonl(run.path / "rankings.jsonl", ballots)
     n_abstain = sum(b["abstained"] for b in ballots)
     metrics = {"n_ballots": len(ballots), "n_abstained": n_abstain, "valid_rate": 1 - n_abstain / len(ballots),
                "mean_attempts": sum(b["attempts"] for b in ballots) / len(ballots), "k": k, "mode": cfg.mode,
-               **position_stats(ballots)}
+               "judge_mode": cfg.judge_mode, **position_stats(ballots)}
+    gaps = [b["logprob_gap"] for b in ballots if b.get("logprob_gap") is not None]
+    if gaps:
+        metrics["logprob_gap_mean"] = sum(gaps) / len(gaps)
+        metrics["length_normalised"] = any(b["length_normalised"] for b in ballots)
+        metrics["judge_calibration"] = cfg.judge_calibration
+    raw = [{**b, "ranking": b["uncalibrated_ranking"]} for b in ballots if b.get("uncalibrated_ranking")]
+    metrics.update({f"uncalibrated_{k}": v for k, v in position_stats(raw).items()})
     return run.finish(metrics, key_metric="valid_rate")
 
 

@@ -4,6 +4,10 @@ For prompt x and option y (rendered with the template's end-of-turn text, so "th
 what is scored): ``log p(y | x) = Σ_t log π(y_t | x, y_<t)`` over the reply's tokens, and the length-normalised
 variant divides by the number of reply tokens. Tokenisation goes through ``common.templates.encode_prompt_response``,
 the same path training uses, so a scored option is exactly the text a trained model would have produced.
+
+``share_prompt=True`` reads each prompt once and scores its options from the cached keys/values (same numbers up to
+float rounding): many short options after one long prompt (RLCHF's K! rankings after a judge prompt) then cost one
+prompt pass, not one per option.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ from common.templates import encode_prompt_response
 
 def option_logprobs(model: Any, tokenizer: Any, prompts: Sequence[Any], options: Sequence[Sequence[str]],
                     template: str, system: str | None = None, batch_size: int = 8, max_length: int = 2048,
-                    desc: str | None = "options") -> list[list[tuple[float, int]]]:
+                    desc: str | None = "options", share_prompt: bool = False) -> list[list[tuple[float, int]]]:
     """For each prompt, [(sum of reply log-probs, number of reply tokens) for each of its options]."""
     import torch
+
+    if share_prompt:
+        return _shared_prompt_logprobs(model, tokenizer, prompts, options, template, system, batch_size, max_length,
+                                       desc)
 
     flat = []  # (prompt index, option index, encoded)
     for i, (prompt, opts) in enumerate(zip(prompts, options)):
@@ -48,6 +56,50 @@ def option_logprobs(model: Any, tokenizer: Any, prompts: Sequence[Any], options:
         token_logps = logps.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * scored  # (B, T-1)
         for row, (i, k, _) in enumerate(chunk):
             out[i][k] = (float(token_logps[row].sum()), int(scored[row].sum()))
+    return out
+
+
+def _shared_prompt_logprobs(model: Any, tokenizer: Any, prompts: Sequence[Any], options: Sequence[Sequence[str]],
+                            template: str, system: str | None, batch_size: int, max_length: int,
+                            desc: str | None) -> list[list[tuple[float, int]]]:
+    """``option_logprobs`` with one forward pass per prompt; its options continue from a copy of the KV cache."""
+    import copy
+
+    import torch
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    model.eval()
+    out: list[list[tuple[float, int]]] = []
+    for prompt, opts in tqdm(list(zip(prompts, options)), desc=desc, disable=desc is None):
+        encs = [encode_prompt_response(tokenizer, prompt, o, template, max_length, system) for o in opts]
+        heads = [enc["input_ids"][: enc["labels"].count(-100)] for enc in encs]
+        if any(h != heads[0] for h in heads):  # truncation cut the prompt differently per option
+            out.extend(option_logprobs(model, tokenizer, [prompt], [opts], template, system, batch_size, max_length,
+                                       desc=None))
+            continue
+        replies = [enc["input_ids"][len(heads[0]):] for enc in encs]
+        with torch.no_grad():
+            first = model(input_ids=torch.tensor([heads[0]], device=device), use_cache=True, logits_to_keep=1)
+            first_logps = torch.log_softmax(first.logits[0, -1].float(), dim=-1)  # (V,): predicts reply token 0
+            scores = []
+            for start in range(0, len(replies), batch_size):
+                chunk = replies[start:start + batch_size]
+                width = max(len(r) for r in chunk)
+                ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)  # (N, R), right-padded
+                mask = torch.zeros((len(chunk), len(heads[0]) + width), dtype=torch.long)  # (N, P + R)
+                for row, reply in enumerate(chunk):
+                    ids[row, :len(reply)] = torch.tensor(reply)
+                    mask[row, : len(heads[0]) + len(reply)] = 1
+                cache = copy.deepcopy(first.cache)
+                cache.batch_repeat_interleave(len(chunk))
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), cache=cache).logits
+                logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (N, R-1, V): position t predicts t+1
+                for row, reply in enumerate(chunk):
+                    total = first_logps[reply[0]].item() + sum(
+                        logps[row, t - 1, tok].item() for t, tok in enumerate(reply) if t > 0)
+                    scores.append((total, len(reply)))
+        out.append(scores)
     return out
 
 

@@ -2,12 +2,14 @@
 
 The random 2-layer model cannot write a ranking, so every model ballot must end as an abstention (never a guess);
 human ballots in the same file format (issue 13's annotation export) then drive the SWF rows, and the stage outputs
-feed the next stage: SWF pairs -> DPO -> the evaluation table.
+feed the next stage: SWF pairs -> DPO -> the evaluation table. Data: the repo's own common/tiny_data (same tree as
+../shared/data), so the test runs on a fresh checkout.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,18 +22,20 @@ from rlchf.evaluate import EvaluateConfig, run_evaluate
 from rlchf.personas import PersonaConfig, run_personas
 from rlchf.rank import RankConfig, run_rank
 
+TINY_DATA = Path(__file__).resolve().parents[2] / "common" / "tiny_data"
 
-def test_whole_chain_on_the_tiny_model(tmp_path, tiny_llama, shared_data):
+
+def test_whole_chain_on_the_tiny_model(tmp_path, tiny_llama):
     gen = {"backend": "hf", "model": tiny_llama, "max_new_tokens": 6, "temperature": 1.0, "progress": False}
     out = tmp_path / "rlchf"
     # a random model writes no valid persona JSON: the pool stays empty and the stage says so
     with pytest.raises(UserError, match="only 0 valid personas"):
-        run_personas(PersonaConfig(source=str(shared_data / "personahub" / "personas.jsonl.gz"), n_seed=4,
+        run_personas(PersonaConfig(source=str(TINY_DATA / "personahub" / "personas.jsonl.gz"), n_seed=4,
                                    n_judges=2, stratify_on=["sex"], enrich="llm", max_attempts=1, generator=gen,
                                    output_dir=str(out / "personas")))
-    run_personas(PersonaConfig(source=str(shared_data / "personahub" / "personas.jsonl.gz"), n_seed=6, n_judges=2,
+    run_personas(PersonaConfig(source=str(TINY_DATA / "personahub" / "personas.jsonl.gz"), n_seed=6, n_judges=2,
                                stratify_on=["sex"], enrich="compose", output_dir=str(out / "panel")))
-    run_candidates(CandidatesConfig(dataset=str(shared_data / "hh-rlhf" / "helpful-base"), dataset_split="test",
+    run_candidates(CandidatesConfig(dataset=str(TINY_DATA / "hh-rlhf" / "helpful-base"), dataset_split="test",
                                     n_prompts=2, n_heldout=2, k=3, policy=gen, output_dir=str(out / "candidates")))
     rows = read_jsonl(out / "candidates" / "candidates.jsonl")
     assert [c["id"] for c in rows[0]["candidates"]] == ["chosen", "rejected", "s0"]
@@ -59,7 +63,7 @@ def test_whole_chain_on_the_tiny_model(tmp_path, tiny_llama, shared_data):
                         max_steps=1, per_device_train_batch_size=2, max_length=256, eval_fraction=0.0,
                         report_to="none", learning_rate=1e-3))
     result = run_evaluate(EvaluateConfig(base_model=tiny_llama, train_root=str(out), heldout=str(
-        out / "candidates" / "heldout.jsonl"), bbq_data=str(shared_data / "bbq"), bbq_categories=["Age"],
+        out / "candidates" / "heldout.jsonl"), bbq_data=str(TINY_DATA / "bbq"), bbq_categories=["Age"],
         bbq_n_per_category=4, max_length=256, output_dir=str(out / "eval")))
     assert result["rows"] == ["base", "dpo_swf_borda"]
     table = (out / "eval" / "results.md").read_text()
