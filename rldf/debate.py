@@ -92,6 +92,9 @@ class DebateConfig:
     referee_mode: str = field(default="generate", metadata=_h("generate (JSON verdict, parsed strictly) | loglik "
                                                               "(constrained to the answer set; hf backend only; "
                                                               "rldf.referee_loglik)"))
+    referee_model: str | None = field(default=None, metadata=_h("loglik: a local model to score with; None: `model` "
+                                                                "on the hf backend. Lets a teacher served over an "
+                                                                "API be refereed by a local copy [GUESS]"))
     max_attempts: int = field(default=3, metadata=_h("tries per referee/labelling answer before the topic fails"))
     min_score_gap: int | None = field(default=None, metadata=_h("keep a pair only if rejected score - chosen score "
                                                                 ">= this; None keeps all [CODE]"))
@@ -116,9 +119,10 @@ class DebateConfig:
             raise ConfigError(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
         if self.referee_mode not in REFEREE_MODES:
             raise ConfigError(f"data.referee_mode: {self.referee_mode!r} is not one of {REFEREE_MODES}")
-        if self.referee_mode == "loglik" and self.backend != "hf":
-            raise ConfigError(f"data.referee_mode: loglik needs the referee's log-likelihoods, which only the hf "
-                              f"backend gives (backend is {self.backend!r}); use referee_mode=generate")
+        if self.referee_mode == "loglik" and self.backend != "hf" and not self.referee_model:
+            raise ConfigError(f"data.referee_mode: loglik needs the referee's log-likelihoods, which only a local "
+                              f"model gives (backend is {self.backend!r}); set data.referee_model to a local copy "
+                              "of the model, or use referee_mode=generate")
         if not self.model:
             raise ConfigError("data.model: required (the model that plays the debaters and the referee)")
 
@@ -355,7 +359,10 @@ def read_topics_file(path: str, n: int) -> list[str]:
 
 
 def referee_scorer(cfg: DebateConfig, generator) -> ModelOptionScorer:
-    """The loglik referee over the debate model itself (the hf generator's weights when it has them)."""
+    """The loglik referee: ``referee_model`` if set, else the debate model itself (the hf generator's weights)."""
+    if cfg.referee_model:
+        return ModelOptionScorer.load(cfg.referee_model, cfg.template, cfg.dtype, cfg.trust_remote_code,
+                                      cfg.batch_size)
     if hasattr(generator, "model") and hasattr(generator, "tokenizer"):
         return ModelOptionScorer(generator.model, generator.tokenizer, cfg.template, cfg.batch_size)
     return ModelOptionScorer.load(cfg.model, cfg.template, cfg.dtype, cfg.trust_remote_code, cfg.batch_size)

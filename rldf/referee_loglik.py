@@ -13,8 +13,9 @@ guessed or parsed:
 - label (teacher mode): two requests, "which utterance is the most biased" and "... the least biased", options the
   utterance numbers. If both answers name the same utterance, the least-biased answer takes its next-best option.
 
-Only possible with a local model (hf backend): an OpenAI-compatible API gives no option log-likelihoods here, so a
-teacher over an API keeps ``referee_mode: generate``.
+Only possible with a local model: an OpenAI-compatible API gives no option log-likelihoods here. On the hf backend
+the debate model scores itself; a teacher over an API keeps ``referee_mode: generate`` unless ``referee_model``
+names a local copy to referee with (the tiny pipeline: the served SmolLM2 and a local SmolLM2).
 """
 
 from __future__ import annotations

@@ -126,8 +126,9 @@ def test_scripted_loglik_referee_gives_the_expected_pair_and_records_its_mode(tm
 
 
 def test_loglik_needs_a_local_model():
-    with pytest.raises(ConfigError, match="hf backend"):
+    with pytest.raises(ConfigError, match="referee_model"):
         DebateConfig(output_dir="x", model="m", backend="openai", referee_mode="loglik")
+    DebateConfig(output_dir="x", model="m", backend="openai", referee_mode="loglik", referee_model="embedded:x")
 
 
 def test_real_tiny_model_always_gives_a_valid_verdict_and_label(tiny_llama):
