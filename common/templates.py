@@ -226,8 +226,11 @@ def render_prompt(prompt: str | list[Message], template: str, tokenizer: Any = N
     """Text up to and including the assistant header, ready for generation. A list prompt must end with a user turn;
     ``system`` replaces the template's default system message (a leading system message in the list wins)."""
     if template == "plain":
+        # Generators always pass conversations; a single user turn is the same thing as the bare prompt text.
+        if isinstance(prompt, list) and len(prompt) == 1 and prompt[0].get("role") == "user":
+            prompt = prompt[0]["content"]
         if not isinstance(prompt, str) or system is not None:
-            raise UserError("template 'plain' takes the prompt text as is: a string, no messages and no system")
+            raise UserError("template 'plain' takes the prompt text as is: a string or one user turn, no system")
         return prompt
     messages = as_messages(prompt)
     _check_order(messages, "prompt")

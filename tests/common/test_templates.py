@@ -104,8 +104,12 @@ def test_plain_keeps_prompt_text_and_appends_eos(tok):
     text = "\n\nHuman: hi\n\nAssistant:"
     assert render_prompt(text, "plain", tok) == text
     assert render_response(" hello", "plain", tok) == " hello<|im_end|>"
+    assert render_prompt([{"role": "user", "content": text}], "plain", tok) == text
     with pytest.raises(UserError, match="plain"):
-        render_prompt([{"role": "user", "content": "hi"}], "plain", tok)
+        render_prompt([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                       {"role": "user", "content": "again"}], "plain", tok)
+    with pytest.raises(UserError, match="plain"):
+        render_prompt(text, "plain", tok, system="be brief")
 
 
 def test_truncation_keeps_prompt_start_and_cuts_response_end(tok):
