@@ -6,8 +6,10 @@ PCRM_FID         = $(RUNS)/pcrm/fidelity
 
 .PHONY: pcrm-tiny pcrm-llama2 pcrm-fidelity
 
+# tiny: all five RM variants; DPO, PPO and the judge for len_rat only (each policy stage is a few processes)
 pcrm-tiny: $(PREPARED) ## PCRM on the embedded models: data, SFT, all five RM variants (table), PCRM-DPO, PPO, eval
-	CONFIG=$(PCRM_TINY_CFG) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=tiny bash pcrm/scripts/run_all.sh
+	CONFIG=$(PCRM_TINY_CFG) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=tiny POLICY_VARIANTS=len_rat \
+	  bash pcrm/scripts/run_all.sh
 
 pcrm-llama2: $(PREPARED) ## PCRM on Llama-2-7B, both tasks and all variants (TASK=dialogue|tldr VARIANT=... to narrow)
 	CONFIG=pcrm/configs/llama2.yaml RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=llama2 \

@@ -10,8 +10,8 @@ PY=${PY:-python}
 OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
 ROOT=$RUNS/pcrm/$MODEL/$TASK
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-# The paper ran DPO and PPO for baseline, len_rat and cos_sim only [CODE]
-POLICY_VARIANTS=$(for v in $VARIANTS; do case $v in baseline|len_rat|cos_sim) echo -n "$v ";; esac; done)
+# The paper ran DPO and PPO for baseline, len_rat and cos_sim only [CODE]; POLICY_VARIANTS narrows further
+POLICY_VARIANTS=${POLICY_VARIANTS:-$(for v in $VARIANTS; do case $v in baseline|len_rat|cos_sim) echo -n "$v ";; esac; done)}
 # run_if_needed DIR CMD...: skip a stage whose run folder already finished (metrics.json), unless OVERWRITE=true
 run_if_needed() {
   local dir=$1; shift
