@@ -145,7 +145,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.source not in HUB_SOURCES and self.source not in SHARED_SOURCES:
-            raise ConfigError(f"data.source: {self.source!r} is not one of {sorted(HUB_SOURCES) + list(SHARED_SOURCES)}")
+            known = sorted(HUB_SOURCES) + list(SHARED_SOURCES)
+            raise ConfigError(f"data.source: {self.source!r} is not one of {known}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
 

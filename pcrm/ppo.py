@@ -1,4 +1,4 @@
-"""PPO against a PCRM reward model: ``common.train.ppo`` with the RM named by one path (set per variant by the scripts).
+"""PPO against a PCRM reward model: ``common.train.ppo`` with the RM named by one path (set per variant).
 
     python -m pcrm.ppo --config pcrm/configs/llama2.yaml --section rl_dialogue reward_model=runs/.../len_rat/rm
 """

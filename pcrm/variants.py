@@ -45,7 +45,7 @@ class VariantsConfig:
     task: str = field(default="dialogue", metadata={"help": "δ* preset table: dialogue | tldr"})
     rm: dict = field(default_factory=dict, metadata={"help": "PCRMRMConfig settings shared by every variant"})
     prior: dict = field(default_factory=dict, metadata={"help": "PriorConfig settings (tokenizer, encoder, β...)"})
-    rm_model: str | None = field(default=None, metadata={"help": "replaces rm.model_name_or_path (e.g. the SFT model)"})
+    rm_model: str | None = field(default=None, metadata={"help": "replaces rm.model_name_or_path (e.g. SFT model)"})
     seed: int = field(default=0, metadata={"help": "seed of the orientation draw for the rank correlation"})
     overwrite: bool = field(default=False, metadata={"help": "replace finished runs in output_dir"})
 

@@ -21,9 +21,9 @@ def test_pcrm_chain_runs_and_each_stage_feeds_the_next(tmp_path, shared_data, ti
     rm_settings = {"model_name_or_path": minilm, "template": "plain", "num_train_epochs": 1,
                    "learning_rate": 1e-4, "per_device_train_batch_size": 8, "max_length": 48, "report_to": "none",
                    "save_steps": 100000}
-    out = run_variants(VariantsConfig(data_dir=str(data), output_dir=str(tmp_path / "rm"), variants=["baseline", "fixed"],
-                                      rm=rm_settings, prior={"tokenizer": minilm, "encoder": minilm,
-                                                             "max_length": 48}))
+    prior = {"tokenizer": minilm, "encoder": minilm, "max_length": 48}
+    out = run_variants(VariantsConfig(data_dir=str(data), output_dir=str(tmp_path / "rm"),
+                                      variants=["baseline", "fixed"], rm=rm_settings, prior=prior))
     assert math.isfinite(out["baseline_accuracy"]) and math.isfinite(out["fixed_margin_max"])
     fixed_train = read_jsonl(tmp_path / "rm" / "fixed" / "data" / "train.jsonl")
     assert {r["delta_star"] for r in fixed_train} == {4.5}  # dialogue preset, stored on every pair
