@@ -3,7 +3,7 @@
 source "$(dirname "$0")/env.sh"
 prompts="$ROOT/data_pref/eval.jsonl"
 respond() {  # respond NAME MODEL
-  run_if_needed "$ROOT/eval/responses_$1" $PY -m pcrm.respond --config "$CONFIG" --section "respond_$TASK" \
+  run_if_needed "$ROOT/eval/responses_$1" $PY -m common.respond --config "$CONFIG" --section "respond_$TASK" \
     model="$2" prompts="$prompts" output_dir="$ROOT/eval/responses_$1" $OW
 }
 respond sft "$ROOT/sft"
