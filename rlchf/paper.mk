@@ -1,7 +1,9 @@
 # RLCHF: persona judges rank K responses, social welfare functions aggregate them, DPO on the collective ranking.
 # Each target runs rlchf/scripts/run_all.sh (stages 01-07) with one config; runs land in $(RUNS)/rlchf/<model>/.
 RLCHF_OVERWRITE = $(if $(filter true,$(OVERWRITE)),true,false)
-RLCHF_RUN = PY=$(PY) OVERWRITE=$(RLCHF_OVERWRITE) bash rlchf/scripts/run_all.sh
+# One torch thread unless OMP_NUM_THREADS is set: on a shared 2-core machine two threads spin against other jobs
+# (a 300-token SmolLM2 forward: 0.9 CPU-s with one thread, 7.7 CPU-s and 5x the wall time with two, measured here).
+RLCHF_RUN = PY=$(PY) OVERWRITE=$(RLCHF_OVERWRITE) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} bash rlchf/scripts/run_all.sh
 RLCHF_SWF_ROWS = swf_plurality swf_borda swf_copeland swf_maximin swf_kemeny_young swf_schulze swf_ranked_pairs
 
 .PHONY: rlchf-tiny rlchf-fidelity rlchf-llama3 rlchf-qwen2.5
