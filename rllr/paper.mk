@@ -15,7 +15,7 @@ RLLR_PIPELINE = HF_HUB_OFFLINE=1 $(PY) -m rllr.pipeline --config $(1) --model $(
 rllr-tiny: $(PREPARED) ## RLLR on the tiny embedded Llama (shipped tiny SST-2 + RTE, lexicon rationales): every stage in one process
 	$(call RLLR_PIPELINE,rllr/configs/tiny.yaml,tiny)
 
-rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2, SST-2 + RTE (CPU, ~30 min): RM accuracy on label pairs, five systems' accuracy
+rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2, SST-2 + RTE (~28 CPU min; 1 h on a busy machine): RM accuracy on label pairs, five systems
 	$(call RLLR_PIPELINE,rllr/configs/fidelity.yaml,fidelity)
 
 rllr-llama2: $(PREPARED) ## RLLR on Llama-2-7b-chat, eight tasks, RLHF/RLLR/RLLR-mixed PPO and comparison tables (GPU)

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         for task in args.tasks:
             root = Path(args.runs) / "rllr" / model / task.replace(",", "+")
             for row in run_task(args.config, task, root, args.modes, args.overwrite, sets):
-                print(f"  {row['stage']:<28} {row['wall_s']:>8.1f} s")
+                print(f"  {row['stage']:<36} {row['wall_s']:>8.1f} s")
         print(f"rllr pipeline: {time.time() - start:.0f} s wall, {time.process_time():.0f} s CPU", flush=True)
         return 0
 
