@@ -69,3 +69,14 @@ def test_whole_chain_on_the_tiny_model(tmp_path, tiny_llama):
     table = (out / "eval" / "results.md").read_text()
     assert "| dpo_swf_borda |" in table and "unknown_rate" in table
     assert 0.0 <= result["dpo_swf_borda/heldout_pref_acc"] <= 1.0
+
+
+def test_tiny_config_reads_only_the_repos_own_data():
+    import yaml
+
+    root = TINY_DATA.parents[1]
+    cfg = yaml.safe_load((root / "rlchf" / "configs" / "tiny.yaml").read_text())
+    paths = [cfg["personas"]["source"], cfg["candidates"]["dataset"], cfg["evaluate"]["bbq_data"]]
+    assert all(p.startswith("common/tiny_data/") and (root / p).exists() for p in paths)
+    assert cfg["rank"]["judge_mode"] == "loglik"  # SmolLM2 cannot write the tag itself (rlchf/README.md)
+    RankConfig(candidates="c", judges="j", **{k: v for k, v in cfg["rank"].items()})
