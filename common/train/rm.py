@@ -29,6 +29,7 @@ from common.config import ConfigError, stage_cli
 from common.losses import PAIR_TERMS, bt_loss, get_pair_term, reward_centering_term
 from common.models import load_reward_model, load_tokenizer
 from common.templates import render_prompt, render_response
+from common.train import last_checkpoint, resolve_report_to  # shared with sft.py (and dpo.py through this module)
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 # Decoders whose attention keeps packed sequences apart when position_ids restart at 0 (transformers >= 5 masks).
@@ -344,20 +345,6 @@ def load_pairs(cfg: PairStageConfig) -> tuple[list[dict], list[dict]]:
     return [train[i] for i in order[n_eval:]], [train[i] for i in order[:n_eval]]
 
 
-def resolve_report_to(report_to: str, output_dir: str) -> str:
-    """wandb runs offline into the run folder; without the wandb package we log nowhere rather than fail."""
-    if report_to != "wandb":
-        return report_to
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        print("note: wandb is not installed; report_to falls back to 'none'", flush=True)
-        return "none"
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_DIR", output_dir)
-    return "wandb"
-
-
 def lora_config(cfg: PairStageConfig, task_type: Literal["SEQ_CLS", "CAUSAL_LM"]):
     """PEFT LoRA settings; for SEQ_CLS, PEFT also trains and saves the score head (modules_to_save)."""
     from peft import LoraConfig
@@ -365,12 +352,6 @@ def lora_config(cfg: PairStageConfig, task_type: Literal["SEQ_CLS", "CAUSAL_LM"]
     targets = None if list(cfg.lora_target_modules) in ([], ["auto"]) else list(cfg.lora_target_modules)
     return LoraConfig(task_type=task_type, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=targets)
-
-
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
 def build_rm_trainer(cfg: RMConfig, train_records: list[dict], trainer_class: type | None = None):
