@@ -15,13 +15,6 @@ IDS = torch.tensor([[1, 520, 9531, 198, 11527, 2, 198], [1, 4093, 198, 6004, 2, 
 MASK = torch.tensor([[1] * 7, [1, 1, 1, 1, 1, 0, 0]])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _randomise_trainables(model) -> None:
     """Stand-in for training: LoRA B starts at zero (a no-op adapter), so give every trainable tensor random values."""

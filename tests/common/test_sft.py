@@ -28,14 +28,6 @@ RECORDS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine's 2 cores are shared: 2 torch threads per process oversubscribe them (~10x slower steps).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture()
 def sft_data(tmp_path) -> str:
