@@ -4,6 +4,8 @@ Sources (``ser.dataset``): the four hub sets of the paper [PAPER] with their fie
 sets of the shared data folder (``hh_local``: HH-RLHF test rows, ``sst2``: SST-2 sentiment pairs) and ``jsonl``
 (canonical records). Every source yields canonical records ``{prompt: str, chosen, rejected}``; the prompt is
 flattened to text because SER's RM reads ``"Question: {q}\\n\\nAnswer: {a}"`` [CODE].
+A hub set reads a local copy of its hub files when ``ser.data_path`` is one (a .jsonl/.json/.parquet file, or a folder
+holding ``<split>.<ext>``), else the hub; the row schema of each set and its source sit above its mapper.
 
 The pool hides its labels: a pool item is ``{id, prompt, response_a, response_b}`` with the two responses in a
 seeded random order, and the human answer (+1 when a was chosen, −1 when b was) lives in a separate file that only
@@ -17,8 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from common.artifacts import read_jsonl
 from common.config import UserError
+from common.data import _resolve_local as resolve_local
+from common.data import read_table
 from common.preference_sets import hh_rlhf_pairs, split_hh_text, sst2_sentiment_pairs
 
 _SPEAKER = {"user": "Human", "assistant": "Assistant", "system": "System"}
@@ -31,45 +37,120 @@ def question_text(prompt: str | list[dict]) -> str:
     return "\n\n".join(f"{_SPEAKER.get(m['role'], m['role'])}: {m['content']}" for m in prompt)
 
 
-def _last_assistant(messages: list[dict]) -> str:
-    return next(m["content"] for m in reversed(messages) if m["role"] == "assistant")
+class _RowError(Exception):
+    """A hub row that does not have the documented schema; ``load_pairs`` adds the set, file and row number."""
 
 
+def _field(row: dict, name: str) -> Any:
+    if not isinstance(row, dict) or name not in row or row[name] is None:
+        fields = sorted(row) if isinstance(row, dict) else type(row).__name__
+        raise _RowError(f"no field {name!r} (fields there: {fields})")
+    return row[name]
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise _RowError(f"field {name!r}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _items(value: Any, name: str) -> list:
+    """A list column as a list: parquet read through pandas gives numpy arrays, json gives lists."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    raise _RowError(f"field {name!r}: expected a list, got {type(value).__name__}")
+
+
+def _last_assistant(messages: Any, name: str) -> str:
+    for m in reversed(_items(messages, name)):
+        if isinstance(m, dict) and m.get("role") == "assistant":
+            return _text(m.get("content"), f"{name}[].content")
+    raise _RowError(f"field {name!r}: no message of role 'assistant'")
+
+
+# Anthropic/hh-rlhf, splits train (160,800 rows) / test (8,552), four data_dir subsets (helpful-base, ...):
+# {chosen: str, rejected: str}, each a whole dialogue "\n\nHuman: ...\n\nAssistant: ..." that ends with the
+# compared reply. [DOC] https://huggingface.co/datasets/Anthropic/hh-rlhf ("each line of the jsonl files contains
+# a pair of texts, one 'chosen' and one 'rejected'"); [CODE] https://github.com/anthropics/hh-rlhf
 def _hh_row(row: dict) -> dict | None:
-    prompt_c, chosen = split_hh_text(row["chosen"])
-    prompt_r, rejected = split_hh_text(row["rejected"])
+    """The dialogue before the final reply as the prompt; skip pairs whose dialogues differ before it (the two
+    replies then answer different prompts), empty or identical replies: the same rule as ``hh_local``."""
+    try:
+        prompt_c, chosen = split_hh_text(_text(_field(row, "chosen"), "chosen"))
+        prompt_r, rejected = split_hh_text(_text(_field(row, "rejected"), "rejected"))
+    except ValueError as exc:
+        raise _RowError(str(exc)) from None
     if prompt_c != prompt_r or not chosen or not rejected or chosen == rejected:
         return None
     return {"prompt": prompt_c, "chosen": chosen, "rejected": rejected}
 
 
+# HuggingFaceH4/ultrafeedback_binarized, splits train_prefs (61,135) / test_prefs (2,000) (+ *_sft, *_gen):
+# {prompt: str, prompt_id, chosen: [{role, content}], rejected: [{role, content}], messages, score_chosen: float,
+# score_rejected: float}; chosen/rejected are [user prompt, assistant reply].
+# [DOC] https://huggingface.co/datasets/HuggingFaceH4/ultrafeedback_binarized (README dataset_info)
 def _h4_messages_row(row: dict) -> dict | None:
-    """H4 binarized format: ``prompt`` str, ``chosen``/``rejected`` message lists ending with the reply."""
-    chosen, rejected = _last_assistant(row["chosen"]), _last_assistant(row["rejected"])
+    """``prompt`` and the last assistant turn of each side; the scores are not needed (chosen is the label)."""
+    prompt = _text(_field(row, "prompt"), "prompt")
+    chosen = _last_assistant(_field(row, "chosen"), "chosen").strip()
+    rejected = _last_assistant(_field(row, "rejected"), "rejected").strip()
     if not chosen or not rejected or chosen == rejected:
         return None
-    return {"prompt": row["prompt"], "chosen": chosen, "rejected": rejected}
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+# HuggingFaceH4/summarize-from-feedback, splits train (92,858) / validation (86,086): the `comparisons` config of
+# openai/summarize_from_feedback with its columns renamed: meta {id, post, title, subreddit, site, article},
+# responses [{text, policy, note}] x 2, label (index of the preferred response), worker, batch, split, extra.
+# [CODE] public loaders of https://huggingface.co/datasets/HuggingFaceH4/summarize-from-feedback index
+# `responses[label]["text"]`, `responses[1 - label]`, `meta["post"/"title"/"subreddit"/"id"]`; [DOC] the OpenAI
+# layout it renames (info/summaries/choice): https://huggingface.co/datasets/openai/summarize_from_feedback and
+# https://github.com/openai/summarize-from-feedback#human-feedback-data. Both layouts are read.
+_SUMMARIZE_LAYOUTS = (("meta", "responses", "label"), ("info", "summaries", "choice"))
 
 
 def _summarize_row(row: dict) -> dict | None:
-    """OpenAI comparisons layout: ``info.post`` (+ title), ``summaries[2].text``, ``choice`` = preferred index."""
-    if "summaries" not in row:  # the H4 re-export in binarized form
-        return _h4_messages_row(row)
-    info = row["info"]
-    post = f"{info.get('title') or ''}\n\n{info.get('post') or info.get('article') or ''}".strip()
-    texts = [s["text"].strip() for s in row["summaries"]]
-    choice = int(row["choice"])
-    if texts[0] == texts[1]:
+    """The post in OpenAI's TL;DR query format [CODE: summarize-from-feedback's query template "SUBREDDIT: r/...
+    TITLE: ... POST: ... TL;DR:"] (CNN/DM rows of the validation split carry ``article`` instead of a post);
+    chosen = ``responses[label]``. Pairs with identical summaries are skipped."""
+    meta_key, resp_key, label_key = next((lay for lay in _SUMMARIZE_LAYOUTS if isinstance(row, dict)
+                                          and lay[0] in row), _SUMMARIZE_LAYOUTS[0])
+    meta, label = _field(row, meta_key), _field(row, label_key)
+    texts = [_text(_field(r, "text"), f"{resp_key}[].text").strip() for r in _items(_field(row, resp_key), resp_key)]
+    if len(texts) != 2 or label not in (0, 1):
+        raise _RowError(f"expected two {resp_key!r} and {label_key!r} 0 or 1, got {len(texts)} and {label!r}")
+    if not isinstance(meta, dict):
+        raise _RowError(f"field {meta_key!r}: expected a mapping, got {type(meta).__name__}")
+    body = meta.get("post") or meta.get("article")
+    if not body:
+        raise _RowError(f"field {meta_key!r}: neither 'post' nor 'article' is set")
+    head = [f"SUBREDDIT: r/{meta['subreddit']}"] if meta.get("subreddit") else []
+    head += [f"TITLE: {meta['title']}"] if meta.get("title") else []
+    head += [f"{'POST' if meta.get('post') else 'ARTICLE'}: {body.strip()}"]
+    chosen, rejected = texts[int(label)], texts[1 - int(label)]
+    if not chosen or not rejected or chosen == rejected:
         return None
-    return {"prompt": f"Summarize this post.\n\n{post}", "chosen": texts[choice], "rejected": texts[1 - choice]}
+    return {"prompt": "\n\n".join(head) + "\n\nTL;DR:", "chosen": chosen, "rejected": rejected}
 
 
+# HuggingFaceH4/stack-exchange-preferences, split train only (~10.8M questions, every one with >= 2 answers):
+# {qid, question: str (HTML), answers: [{answer_id, author, author_id, author_profile, pm_score: int,
+# selected: bool, text: str (HTML)}], date, metadata}; pm_score = round(log2(1 + upvotes)) (+1 if accepted,
+# -1 if downvoted). [DOC] https://huggingface.co/datasets/HuggingFaceH4/stack-exchange-preferences (card,
+# "the data will likely need to be filtered more due to matching scores"); [CODE] its binarization script reads
+# `d["question"]`, `d["answers"]`, `a["pm_score"]`, `a["text"]`.
 def _stackexchange_rows(row: dict) -> list[dict]:
-    """One pair per question: the highest- vs the lowest-scored answer (pm_score), skipping ties [GUESS]."""
-    answers = sorted(row["answers"], key=lambda a: a["pm_score"])
-    if len(answers) < 2 or answers[0]["pm_score"] == answers[-1]["pm_score"]:
+    """One pair per question: the first highest- vs the first lowest-pm_score answer; questions whose answers all
+    tie (or with < 2 answers, or identical texts) give no pair [GUESS: upstream's pairing is not published]."""
+    question = _text(_field(row, "question"), "question")
+    answers = _items(_field(row, "answers"), "answers")
+    scored = [(_field(a, "pm_score"), _text(_field(a, "text"), "answers[].text")) for a in answers]
+    if len(scored) < 2:
         return []
-    return [{"prompt": row["question"], "chosen": answers[-1]["text"], "rejected": answers[0]["text"]}]
+    best, worst = max(scored, key=lambda s: s[0]), min(scored, key=lambda s: s[0])
+    if best[0] == worst[0] or best[1] == worst[1]:
+        return []
+    return [{"prompt": question, "chosen": best[1], "rejected": worst[1]}]
 
 
 @dataclass(frozen=True)
@@ -94,15 +175,14 @@ LOCAL_SETS = ("hh_local", "sst2", "jsonl")
 
 def load_pairs(dataset: str, path: str | None = None, split: str | None = None, limit: int | None = None,
                seed: int = 0) -> list[dict]:
-    """Canonical preference records with a text prompt, at most ``limit`` of them (seeded shuffle first)."""
-    if dataset in HUB_SETS:
-        spec = HUB_SETS[dataset]
-        from datasets import load_dataset
+    """Canonical preference records with a text prompt, at most ``limit`` of them (seeded shuffle first).
 
-        rows = load_dataset(path or spec.hub_id, split=split or spec.split)
-        if limit is not None:
-            rows = rows.shuffle(seed=seed).select(range(min(len(rows), 3 * limit)))
-        records = [pair for row in rows for pair in spec.to_pairs(row)]
+    A hub set reads ``path`` when it is a local copy (a .jsonl/.json/.parquet file, or a folder holding
+    ``<split>.<ext>``, e.g. ``train_prefs.parquet``), else the hub id ``path or HubSet.hub_id``; the same row
+    mapper runs on both.
+    """
+    if dataset in HUB_SETS:
+        records = _hub_pairs(dataset, path, split, limit, seed)
     elif dataset == "hh_local":
         records = hh_rlhf_pairs(_need(path, dataset), n=None, seed=seed)
     elif dataset == "sst2":
@@ -117,6 +197,43 @@ def load_pairs(dataset: str, path: str | None = None, split: str | None = None, 
     if not out:
         raise UserError(f"ser.dataset {dataset!r} ({path or 'hub'}) produced no preference pairs")
     return out
+
+
+def _hub_pairs(dataset: str, path: str | None, split: str | None, limit: int | None, seed: int) -> list[dict]:
+    spec = HUB_SETS[dataset]
+    split = split or spec.split
+    source = path or spec.hub_id
+    local = resolve_local(source, split)  # DataError (a UserError) names the folder and the missing split file
+    if local is not None:
+        rows, where = read_table(local), str(local)
+    else:
+        rows, where = _load_hub_split(source, split), f"{source} split {split!r}"
+    order = list(range(len(rows)))
+    if limit is not None:  # mappers skip some rows: read 3x the pairs wanted, a seeded random subset
+        random.Random(seed).shuffle(order)
+        order = order[:3 * limit]
+    picked = rows.select(order) if hasattr(rows, "select") else [rows[i] for i in order]
+    records = []
+    for i, row in zip(order, picked):
+        try:
+            records += spec.to_pairs(row)
+        except _RowError as exc:
+            raise UserError(f"ser.dataset {dataset} row {i + 1} of {where}: {exc}") from None
+    if not records:
+        raise UserError(f"ser.dataset {dataset} ({where}): 0 preference pairs from {len(order)} rows; every row "
+                        "was skipped (identical or tied responses, fewer than 2 answers); check the set and split")
+    return records
+
+
+def _load_hub_split(source: str, split: str):
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(source, split=split)
+    except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{source} split {split!r}: not a local file/folder and cannot be loaded from the hub "
+                        f"({first}); pass a local copy as ser.data_path") from None
 
 
 def _need(path: str | None, dataset: str) -> str:
