@@ -74,7 +74,9 @@ def coerce_value(value: Any, tp: Any, where: str) -> Any:
             return str(value)
         if origin in (list, tuple):
             (item_tp, *_) = typing.get_args(inner) or (Any,)
-            if isinstance(value, str):
+            if isinstance(value, str) and value.strip().startswith("["):  # a YAML flow list: [a, b] or [{k: v}]
+                value = yaml.safe_load(value)
+            elif isinstance(value, str):
                 value = [v for v in (s.strip() for s in value.split(",")) if v] if value.strip() else []
             if not isinstance(value, (list, tuple)):
                 raise ValueError(value)

@@ -23,6 +23,7 @@ from common.config import build_dataclass
 from common.models import resolve_model
 
 QUESTION_ANSWER = "Question: {q}\n\nAnswer: {a}"  # [CODE] SER's RM input
+ANSWER_CUE = "\n\nAnswer: "
 
 
 @dataclass
@@ -50,7 +51,7 @@ class FrozenEncoderHead:
             with np.load(self.s.cache_path) as z:
                 self._cache = dict(zip(z["keys"].tolist(), z["vectors"]))
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
             from sentence_transformers import SentenceTransformer
 
@@ -62,11 +63,13 @@ class FrozenEncoderHead:
 
     def embed(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         """(N, d) embeddings of the SER texts, computing only the ones not cached yet."""
-        texts = [QUESTION_ANSWER.format(q=q, a=a) for q, a in zip(prompts, responses, strict=True)]
+        return self.embed_texts([QUESTION_ANSWER.format(q=q, a=a) for q, a in zip(prompts, responses, strict=True)])
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         missing = {k: t for k, t in zip(keys, texts) if k not in self._cache}
         if missing:
-            vectors = self._encode(list(missing.values()))
+            vectors = self.encode(list(missing.values()))
             self._cache.update(zip(missing.keys(), vectors.astype(np.float32)))
             self._save_cache()
         return np.stack([self._cache[k] for k in keys])
@@ -110,3 +113,24 @@ class FrozenEncoderHead:
 
 def _load_head(model_dir: Path) -> np.ndarray:
     return np.asarray(json.loads((Path(model_dir) / "head.json").read_text())["w"], dtype=np.float32)
+
+
+_PPO_HEADS: dict[tuple, FrozenEncoderHead] = {}
+
+
+def ppo_reward(prompts: list[str], responses: list[str], head_dir: str, encoder: str = "embedded:all-minilm-l6-v2",
+               max_length: int = 128) -> list[float]:
+    """Raw head score r(q, a) of policy samples, for ``common.train.ppo`` (``reward_function``).
+
+    PPO prompts are already ``"Question: {q}\\n\\nAnswer: "`` (``ser.prepare_data``), so prompt + response is the exact
+    text the head was trained on; a bare question is wrapped in that format first. The encoder is loaded once per
+    process; policy samples are not cached on disk (they are new every step).
+    """
+    key = (encoder, max_length)
+    if key not in _PPO_HEADS:
+        _PPO_HEADS[key] = FrozenEncoderHead({"model_name_or_path": encoder, "max_length": max_length})
+    head = _PPO_HEADS[key]
+    texts = [p + a if p.endswith(ANSWER_CUE) else QUESTION_ANSWER.format(q=p, a=a)
+             for p, a in zip(prompts, responses, strict=True)]
+    vectors = head.encode(texts)
+    return (vectors @ _load_head(Path(head_dir))).tolist()

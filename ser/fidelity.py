@@ -3,7 +3,7 @@
     python -m ser.fidelity --output_dir runs/ser/fidelity [--data_root /work/shared/data]
 
 Sets: HH-RLHF test rows (hard for a small encoder) and SST-2 sentiment pairs (positive review ≻ negative review),
-each split into held-out / labelled seed / unlabelled pool. RM: the embedded MiniLM encoder kept frozen, with a
+each split into held-out (reported only) / selection (steers the loop) / labelled seed / unlabelled pool. RM: the embedded MiniLM encoder kept frozen, with a
 linear head trained by Bradley-Terry (``ser.encoder_head``); embeddings are cached per set, so the 6 runs and their
 baselines share one encoding pass. Writes each run's folder, ``results.md`` (all per-loop tables) and
 ``fidelity.png``.
@@ -27,8 +27,9 @@ class FidelityConfig:
     data_root: str = "/work/shared/data"
     datasets: list[str] = field(default_factory=lambda: ["sst2", "hh_local"])
     seed_fractions: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.15])
-    pairs: int = 1500  # per set, held-out included (>= 1,000 asked)
-    heldout_size: int = 400
+    pairs: int = 1800  # per set: held-out + selection + 1,100 seed/pool pairs (>= 1,000 asked)
+    heldout_size: int = 400  # reported only
+    selection_size: int = 300  # steers the loop (plateau, loop kept)
     max_loops: int = 4
     l2: float = 1e-4
     status_schedule: str = "both"
@@ -44,7 +45,8 @@ def run_fidelity(cfg: FidelityConfig) -> dict:
         for frac in cfg.seed_fractions:
             name = f"{ds}/seed_{100 * frac:g}pct"
             sub = SERConfig(output_dir=str(out / name), dataset=ds, data_path=cfg.data_root, limit=cfg.pairs,
-                            heldout_size=cfg.heldout_size, seed_fraction=frac, max_loops=cfg.max_loops,
+                            heldout_size=cfg.heldout_size, selection_size=cfg.selection_size, seed_fraction=frac,
+                            max_loops=cfg.max_loops,
                             status_schedule=cfg.status_schedule, backend="frozen_encoder", seed=cfg.seed,
                             rm={"cache_path": str(out / ds / "embeddings.npz"), "l2": cfg.l2, "seed": cfg.seed},
                             overwrite=cfg.overwrite)
@@ -52,10 +54,11 @@ def run_fidelity(cfg: FidelityConfig) -> dict:
             results[name] = {k: m[k] for k in ("seed_only_accuracy", "ser_accuracy", "full_label_accuracy",
                                                "best_loop", "stop_reason", "self_labelled_total", "sizes")}
             results[name]["loops"] = m["loops"]
+            table = loop_table(m["loops"], m["seed_only_accuracy"], m["full_label_accuracy"], m["best_loop"])
             sections.append(f"### {ds}, seed {100 * frac:g}% ({m['sizes']['seed']} labelled, "
-                            f"{m['sizes']['pool']} pool, {m['sizes']['heldout']} held-out; stop: {m['stop_reason']})"
-                            f"\n\n{loop_table(m['loops'], m['seed_only_accuracy'], m['full_label_accuracy'])}\n")
-    summary = ["| set | seed % | seed-only RM | SER RM (best loop) | 100%-label RM | gap closed |",
+                            f"{m['sizes']['pool']} pool, {m['sizes']['selection']} selection, "
+                            f"{m['sizes']['heldout']} held-out; stop: {m['stop_reason']})\n\n{table}\n")
+    summary = ["| set | seed % | seed-only RM | SER RM (loop kept) | 100%-label RM | gap closed |",
                "|---|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         ds, frac = name.split("/")

@@ -5,8 +5,14 @@
 Loop 0 trains RM_0 on the labelled seed. Loop k ≥ 1 scores both responses of every pool pair with RM_{k−1} in one
 pass (p = σ(r), pointwise [CODE]), keeps the confident pairs (``ser.filter``), and retrains on seed + every pair
 self-labelled so far [GUESS: accumulation], from the initial model or from RM_{k−1} (``retrain_from``). It stops when
-held-out accuracy has not risen for ``patience`` loops, when fewer than ``min_selected`` pairs pass, when the pool
-is empty, or after ``max_loops``. Upstream runs these steps by hand; here the driver runs them.
+accuracy on the *selection* pairs has not risen for ``patience`` loops, when fewer than ``min_selected`` pairs pass,
+when the pool is empty, or after ``max_loops``; the loop it keeps is the best one on the selection pairs. The
+*held-out* pairs never steer the loop: they only measure every loop and both baselines, so the reported SER accuracy
+is not picked on the set it is reported on. Upstream runs these steps by hand; here the driver runs them.
+
+``pool_source: generate`` replaces each pool pair by two fresh responses to its prompt from ``generator`` (the review's
+reading of the paper [SECONDARY]; upstream code re-scores the existing pairs). Those pairs have no human label, so
+their self-label agreement is not measured; the 100%-label baseline still trains on the original labelled pool.
 
 State lives in the run folder: ``data/`` (the split; the pool's human labels sit apart in
 ``data/pool_labels.json`` and are read only to measure self-label agreement), ``loop_<k>/`` (selected.jsonl, model)
@@ -31,7 +37,8 @@ from ser.loop_report import write_report
 from ser.pairs import SERSplit, load_pairs, split_seed_pool_heldout
 from ser.reward_backends import RewardBackend, build_backend
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+POOL_SOURCES = ("pairs", "generate")
 
 
 def _h(text: str) -> dict:
@@ -49,7 +56,10 @@ class SERConfig:
     data_split: str | None = field(default=None, metadata=_h("split to read (default: the set's training split)"))
     limit: int | None = field(default=None, metadata=_h("use at most this many pairs in all (seeded shuffle)"))
     seed_fraction: float = field(default=0.15, metadata=_h("labelled share of the non-held-out pairs [SECONDARY]"))
-    heldout_size: int = field(default=1500, metadata=_h("held-out evaluation pairs [CODE] 1,500"))
+    heldout_size: int = field(default=1500, metadata=_h("held-out pairs, only reported, never used to steer the "
+                                                        "loop [CODE] 1,500 eval pairs"))
+    selection_size: int = field(default=500, metadata=_h("labelled pairs held apart to stop on plateau and pick the "
+                                                         "loop kept [GUESS]"))
     t_low: float = field(default=0.45, metadata=_h("t_L of status 1 [CODE]"))
     t_high: float = field(default=0.55, metadata=_h("t_R of status 1 [CODE]"))
     margin: float = field(default=0.3, metadata=_h("p_j - p_k gap of status 2 [CODE]"))
@@ -63,13 +73,29 @@ class SERConfig:
     full_label_baseline: bool = field(default=True, metadata=_h("also train the RM on 100% human labels"))
     backend: str = field(default="common_rm", metadata=_h("common_rm (common.train.rm) | frozen_encoder"))
     rm: dict = field(default_factory=dict, metadata=_h("backend settings: RMConfig fields, or EncoderHeadSettings"))
-    rm_model: str | None = field(default=None, metadata=_h("replaces rm.model_name_or_path (scripts: the SFT run)"))
+    rm_model: str | None = field(default=None, metadata=_h("common_rm: replaces rm.model_name_or_path (the scripts "
+                                                           "pass the SFT run); frozen_encoder keeps its encoder"))
+    pool_source: str = field(default="pairs", metadata=_h("pairs (re-score the dataset's pairs, upstream code) | "
+                                                          "generate (two new responses per pool prompt) [SECONDARY]"))
+    generator: dict = field(default_factory=dict, metadata=_h("pool_source generate: common.generation settings "
+                                                              "(model, template, temperature, max_new_tokens, ...)"))
+    sft_data: str = field(default="seed", metadata=_h("ser.prepare_data: SFT on the chosen answers of the labelled "
+                                                      "seed only (pool labels stay hidden) | all (seed + pool)"))
     seed: int = field(default=42, metadata=_h("seed of the split and the pool order"))
     overwrite: bool = field(default=False, metadata=_h("discard an earlier run in output_dir and start over"))
 
     def __post_init__(self) -> None:
         if self.status_schedule not in STATUS_SCHEDULES:
             raise ConfigError(f"ser.status_schedule: {self.status_schedule!r} is not one of {list(STATUS_SCHEDULES)}")
+        for key, allowed in (("pool_source", POOL_SOURCES), ("sft_data", ("seed", "all"))):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"ser.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
+        if self.pool_source == "generate" and not self.generator.get("model"):
+            raise ConfigError("ser.generator.model: pool_source generate needs the model that writes the new "
+                              "responses (usually the SFT run)")
+        if self.selection_size < 1:
+            raise ConfigError(f"ser.selection_size: {self.selection_size} must be >= 1 (the loop needs labelled "
+                              "pairs apart from the held-out ones to decide when to stop)")
         if self.retrain_from not in ("initial", "previous"):
             raise ConfigError(f"ser.retrain_from: {self.retrain_from!r} is not one of ['initial', 'previous']")
         for key in ("max_loops", "patience", "min_selected"):
@@ -86,7 +112,7 @@ class SERConfig:
 
     def fingerprint(self) -> str:
         """Hash of the settings a resumed run must share with the interrupted one (not output/overwrite)."""
-        keep = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "overwrite")}
+        keep = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "overwrite", "sft_data")}
         return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -94,17 +120,41 @@ class SERConfig:
 # Run-folder state.
 
 
-def _write_split(out: Path, split: SERSplit) -> None:
+@dataclass
+class LoopData:
+    """The split as the loop sees it: ``split.heldout`` is only reported; ``selection`` steers the loop."""
+
+    split: SERSplit
+    selection: list[dict]
+    pool: list[dict]  # what the loop self-labels: split.pool, or the generated pairs (pool_source generate)
+
+
+def split_for_loop(records: list[dict], cfg: SERConfig) -> tuple[SERSplit, list[dict]]:
+    """Held-out (reported), selection (steers the loop), then the labelled seed and the unlabelled pool."""
+    if cfg.heldout_size + cfg.selection_size >= len(records) - 1:
+        raise UserError(f"ser.heldout_size ({cfg.heldout_size}) + ser.selection_size ({cfg.selection_size}) leave "
+                        f"no training pairs: the dataset has {len(records)} pairs")
+    split = split_seed_pool_heldout(records, cfg.seed_fraction, cfg.heldout_size + cfg.selection_size, cfg.seed)
+    apart = split.heldout
+    split.heldout = apart[: cfg.heldout_size]
+    return split, apart[cfg.heldout_size:]
+
+
+def _write_split(out: Path, split: SERSplit, selection: list[dict]) -> None:
     write_jsonl(out / "data" / "seed.jsonl", split.seed)
     write_jsonl(out / "data" / "pool.jsonl", split.pool)
     write_jsonl(out / "data" / "heldout.jsonl", split.heldout)
+    write_jsonl(out / "data" / "selection.jsonl", selection)
     atomic_write_json(out / "data" / "pool_labels.json", split.pool_labels)
 
 
-def _read_split(out: Path) -> SERSplit:
+def _read_data(out: Path, cfg: SERConfig) -> LoopData:
     d = out / "data"
-    return SERSplit(seed=read_jsonl(d / "seed.jsonl"), pool=read_jsonl(d / "pool.jsonl"),
-                    pool_labels=json.loads((d / "pool_labels.json").read_text()), heldout=read_jsonl(d / "heldout.jsonl"))
+    split = SERSplit(seed=read_jsonl(d / "seed.jsonl"), pool=read_jsonl(d / "pool.jsonl"),
+                     pool_labels=json.loads((d / "pool_labels.json").read_text()),
+                     heldout=read_jsonl(d / "heldout.jsonl"))
+    pool = read_jsonl(d / "generated_pool.jsonl") if cfg.pool_source == "generate" else split.pool
+    return LoopData(split, read_jsonl(d / "selection.jsonl"), pool)
 
 
 def self_labelled_so_far(out: Path, loops: list[dict]) -> list[dict]:
@@ -119,11 +169,11 @@ def self_labelled_so_far(out: Path, loops: list[dict]) -> list[dict]:
     return list(pairs.values())
 
 
-def heldout_accuracy(backend: RewardBackend, model_dir: Path, heldout: list[dict]) -> float:
-    """Share of held-out pairs with r(chosen) > r(rejected); a tie counts one half. One scoring pass."""
-    prompts = [r["prompt"] for r in heldout]
-    r = backend.score(model_dir, prompts + prompts, [x["chosen"] for x in heldout] + [x["rejected"] for x in heldout])
-    r_c, r_r = r[: len(heldout)], r[len(heldout):]
+def pairwise_accuracy(backend: RewardBackend, model_dir: Path, pairs: list[dict]) -> float:
+    """Share of pairs with r(chosen) > r(rejected); a tie counts one half. One scoring pass."""
+    prompts = [r["prompt"] for r in pairs]
+    r = backend.score(model_dir, prompts + prompts, [x["chosen"] for x in pairs] + [x["rejected"] for x in pairs])
+    r_c, r_r = r[: len(pairs)], r[len(pairs):]
     return float(np.mean((r_c > r_r) + 0.5 * (r_c == r_r)))
 
 
@@ -150,11 +200,17 @@ def select_from_pool(backend: RewardBackend, model_dir: Path, pool: list[dict], 
     return chosen, [pool[i]["id"] for i in sel.remaining]
 
 
+def _agreement(selected: list[dict], labels: dict[str, int]) -> float | None:
+    """Share of self-labels equal to the hidden human label, over the pairs that have one (generated pairs do not)."""
+    agree = [s["self_label"] == labels[s["id"]] for s in selected if s["id"] in labels]
+    return float(np.mean(agree)) if agree else None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The loop.
 
 
-def _start_state(out: Path, cfg: SERConfig) -> tuple[dict, SERSplit]:
+def _start_state(out: Path, cfg: SERConfig) -> tuple[dict, LoopData]:
     state_path = out / "state.json"
     if cfg.overwrite:
         for child in out.glob("loop_*"):
@@ -167,21 +223,31 @@ def _start_state(out: Path, cfg: SERConfig) -> tuple[dict, SERSplit]:
         if state.get("fingerprint") != cfg.fingerprint():
             raise UserError(f"{out} holds a SER run with other settings (fingerprint {state.get('fingerprint')} vs "
                             f"{cfg.fingerprint()}); pass --overwrite true or choose another output_dir")
-        return state, _read_split(out)
+        return state, _read_data(out, cfg)
     records = load_pairs(cfg.dataset, cfg.data_path, cfg.data_split, cfg.limit, cfg.seed)
-    split = split_seed_pool_heldout(records, cfg.seed_fraction, cfg.heldout_size, cfg.seed)
-    _write_split(out, split)
+    split, selection = split_for_loop(records, cfg)
+    _write_split(out, split, selection)
+    if cfg.pool_source == "generate":  # cached per answer: a crash here resumes the generation, not restarts it
+        from ser.generated_pool import generate_pool
+
+        write_jsonl(out / "data" / "generated_pool.jsonl",
+                    generate_pool(split.pool, cfg.generator, out / "data" / "generation_cache.jsonl", cfg.seed))
+    data = _read_data(out, cfg)
+    if not data.pool:
+        raise UserError(f"{out}: the unlabelled pool is empty (pool_source {cfg.pool_source}); lower "
+                        "seed_fraction or use more pairs")
     state = {"version": STATE_VERSION, "fingerprint": cfg.fingerprint(), "next_loop": 0, "loops": [],
-             "pool_ids": [p["id"] for p in split.pool], "best_loop": None, "best_accuracy": None,
+             "pool_ids": [p["id"] for p in data.pool], "best_loop": None, "best_accuracy": None,
              "loops_since_best": 0, "stop_reason": None,
-             "sizes": {"seed": len(split.seed), "pool": len(split.pool), "heldout": len(split.heldout)}}
+             "sizes": {"seed": len(split.seed), "pool": len(data.pool), "selection": len(selection),
+                       "heldout": len(split.heldout)}}
     atomic_write_json(state_path, state)
-    return state, split
+    return state, data
 
 
-def _update_stopping(state: dict, cfg: SERConfig, k: int, acc: float) -> None:
-    if state["best_accuracy"] is None or acc > state["best_accuracy"] + cfg.min_delta:
-        state["best_accuracy"], state["best_loop"], state["loops_since_best"] = acc, k, 0
+def _update_stopping(state: dict, cfg: SERConfig, k: int, selection_acc: float) -> None:
+    if state["best_accuracy"] is None or selection_acc > state["best_accuracy"] + cfg.min_delta:
+        state["best_accuracy"], state["best_loop"], state["loops_since_best"] = selection_acc, k, 0
     else:
         state["loops_since_best"] += 1
     if k > 0 and state["loops_since_best"] >= cfg.patience:
@@ -194,8 +260,9 @@ def _update_stopping(state: dict, cfg: SERConfig, k: int, acc: float) -> None:
 
 def run_loop(cfg: SERConfig, backend: RewardBackend, out: Path) -> dict:
     """Run (or resume) loops until a stopping rule fires; returns the final state."""
-    state, split = _start_state(out, cfg)
-    pool_by_id = {p["id"]: p for p in split.pool}
+    state, data = _start_state(out, cfg)
+    pool_by_id = {p["id"]: p for p in data.pool}
+    labels = data.split.pool_labels
     while state["stop_reason"] is None:
         k = state["next_loop"]
         loop_dir = out / f"loop_{k}"
@@ -209,50 +276,51 @@ def run_loop(cfg: SERConfig, backend: RewardBackend, out: Path) -> dict:
             pool = [pool_by_id[i] for i in state["pool_ids"]]
             selected, remaining = select_from_pool(backend, out / f"loop_{k - 1}" / "model", pool, cfg, k - 1)
             write_jsonl(loop_dir / "selected.jsonl", selected)
-            agree = [s["self_label"] == split.pool_labels[s["id"]] for s in selected]
             row.update(selected=len(selected), selected_status1=sum(s["status"] == 1 for s in selected),
                        selected_status2=sum(s["status"] == 2 for s in selected),
-                       agreement=float(np.mean(agree)) if agree else None, pool_before=len(pool))
+                       agreement=_agreement(selected, labels), pool_before=len(pool))
             if len(selected) < cfg.min_selected:
                 state["loops"].append(row)
                 state["stop_reason"] = "too_few_selected"
                 atomic_write_json(out / "state.json", state)
                 break
         earlier = self_labelled_so_far(out, state["loops"])
-        train_pairs = split.seed + earlier + selected
+        train_pairs = data.split.seed + earlier + selected
         init_from = out / f"loop_{k - 1}" / "model" if (k > 0 and cfg.retrain_from == "previous") else None
         info = backend.train(train_pairs, loop_dir / "model", init_from)
-        acc = heldout_accuracy(backend, loop_dir / "model", split.heldout)
+        selection_acc = pairwise_accuracy(backend, loop_dir / "model", data.selection)
+        acc = pairwise_accuracy(backend, loop_dir / "model", data.split.heldout)
         all_self = earlier + selected
-        cumulative = [s["self_label"] == split.pool_labels[s["id"]] for s in all_self]
         row.update(trained=True, train_pairs=len(train_pairs), self_labelled_total=len(all_self),
-                   cumulative_agreement=float(np.mean(cumulative)) if cumulative else None,
+                   cumulative_agreement=_agreement(all_self, labels), selection_accuracy=selection_acc,
                    heldout_accuracy=acc, pool_after=len(remaining), train_info=info)
         state["loops"].append(row)
         state["pool_ids"] = remaining
         state["next_loop"] = k + 1
-        _update_stopping(state, cfg, k, acc)
+        _update_stopping(state, cfg, k, selection_acc)
         atomic_write_json(out / "state.json", state)  # the commit point of loop k
         print(f"[ser] loop {k}: selected {row.get('selected', '-')} agreement {row.get('agreement')} "
-              f"held-out accuracy {acc:.4f}", flush=True)
+              f"selection accuracy {selection_acc:.4f} held-out accuracy {acc:.4f}", flush=True)
     return state
 
 
-def full_label_baseline(cfg: SERConfig, backend: RewardBackend, out: Path) -> float:
+def full_label_baseline(cfg: SERConfig, backend: RewardBackend, out: Path) -> dict:
     """RM on seed + the whole pool with its human labels (cached in baseline_full/ once done)."""
     done = out / "baseline_full" / "result.json"
     if done.exists():
-        return json.loads(done.read_text())["heldout_accuracy"]
-    split = _read_split(out)
-    backend.train(split.seed + split.pool_as_labelled(), out / "baseline_full" / "model", None)
-    acc = heldout_accuracy(backend, out / "baseline_full" / "model", split.heldout)
-    atomic_write_json(done, {"heldout_accuracy": acc, "train_pairs": len(split.seed) + len(split.pool)})
-    return acc
+        return json.loads(done.read_text())
+    data = _read_data(out, cfg)
+    backend.train(data.split.seed + data.split.pool_as_labelled(), out / "baseline_full" / "model", None)
+    result = {"heldout_accuracy": pairwise_accuracy(backend, out / "baseline_full" / "model", data.split.heldout),
+              "selection_accuracy": pairwise_accuracy(backend, out / "baseline_full" / "model", data.selection),
+              "train_pairs": len(data.split.seed) + len(data.split.pool)}
+    atomic_write_json(done, result)
+    return result
 
 
 def backend_settings(cfg: SERConfig, out: Path) -> dict:
     settings = dict(cfg.rm)
-    if cfg.rm_model:
+    if cfg.rm_model and cfg.backend == "common_rm":
         settings["model_name_or_path"] = cfg.rm_model
     if cfg.backend == "frozen_encoder":
         settings.setdefault("cache_path", str(out / "embeddings.npz"))
@@ -260,23 +328,40 @@ def backend_settings(cfg: SERConfig, out: Path) -> dict:
 
 
 def run_ser(cfg: SERConfig, backend: RewardBackend | None = None) -> dict:
-    """The whole stage: loop (resumable), the 100%-label baseline, the per-loop table and plot, metrics.json."""
+    """The whole stage: loop (resumable), the 100%-label baseline, the per-loop table and plot, metrics.json.
+
+    ``reward_models`` in metrics.json names the seed-only, SER and 100%-label RM folders with the PPO reward fields
+    that score with each (``ser.ppo`` reads them).
+    """
+    from ser.reward_backends import REWARD_BACKENDS, ppo_reward_fields
+
     out = Path(cfg.output_dir)
     run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite)
-    backend = backend or build_backend(cfg.backend, backend_settings(cfg, out))
+    settings = backend_settings(cfg, out)
+    backend = backend or build_backend(cfg.backend, settings)
     state = run_loop(cfg, backend, out)
     full = full_label_baseline(cfg, backend, out) if cfg.full_label_baseline else None
     trained = [r for r in state["loops"] if r["trained"]]
+    best = next(r for r in trained if r["loop"] == state["best_loop"])
+    models = {"seed": out / "loop_0" / "model", "ser": out / f"loop_{state['best_loop']}" / "model",
+              **({"full": out / "baseline_full" / "model"} if full else {})}
     metrics = {
         "seed_only_accuracy": trained[0]["heldout_accuracy"],
-        "ser_accuracy": state["best_accuracy"],
+        "ser_accuracy": best["heldout_accuracy"],
         "ser_last_accuracy": trained[-1]["heldout_accuracy"],
-        "full_label_accuracy": full,
+        "full_label_accuracy": full["heldout_accuracy"] if full else None,
+        "ser_selection_accuracy": state["best_accuracy"],
         "best_loop": state["best_loop"],
         "loops_trained": len(trained) - 1,
         "stop_reason": state["stop_reason"],
         "self_labelled_total": trained[-1].get("self_labelled_total", 0),
-        "final_model": str(out / f"loop_{state['best_loop']}" / "model"),
+        "final_model": str(models["ser"]),
+        # an injected backend (tests) has no registered name and so no PPO reward
+        "reward_models": {name: {"model_dir": str(path),
+                                 "ppo_fields": ppo_reward_fields(cfg.backend, settings, str(path))
+                                 if cfg.backend in REWARD_BACKENDS else None}
+                          for name, path in models.items()},
+        "pool_source": cfg.pool_source,
         "sizes": state["sizes"],
         "seed_fraction": cfg.seed_fraction,
         "loops": state["loops"],

@@ -1,4 +1,6 @@
-"""The per-loop table and plot of one SER run: pairs selected, self-label agreement, held-out accuracy."""
+"""The per-loop table and plot of one SER run: pairs selected, self-label agreement, selection and held-out accuracy.
+
+Selection accuracy is what the loop steers by (plateau, loop kept); held-out accuracy is only reported."""
 
 from __future__ import annotations
 
@@ -11,16 +13,20 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def loop_table(loops: list[dict], seed_only: float | None, full_label: float | None) -> str:
-    """Markdown: one row per loop, then the two baselines (seed-only RM = loop 0; RM on 100% human labels)."""
+def loop_table(loops: list[dict], seed_only: float | None, full_label: float | None,
+               best_loop: int | None = None) -> str:
+    """Markdown: one row per loop (the kept one starred), then the baselines (seed-only RM = loop 0; 100% labels)."""
     lines = [("| loop | selected (status 1 / 2) | self-label agreement % | self-labelled total | train pairs | "
-             "held-out acc % |"), "|---:|---|---:|---:|---:|---:|"]
+             "selection acc % | held-out acc % |"), "|---:|---|---:|---:|---:|---:|---:|"]
     for r in loops:
         sel = "-" if r["loop"] == 0 else f"{r['selected']} ({r['selected_status1']} / {r['selected_status2']})"
-        lines.append(f"| {r['loop']} | {sel} | {_pct(r.get('agreement'))} | {r.get('self_labelled_total', '-')} | "
-                     f"{r.get('train_pairs', '-')} | {_pct(r.get('heldout_accuracy')) if r['trained'] else 'not trained'} |")
-    lines.append(f"| seed-only RM | | | | | {_pct(seed_only)} |")
-    lines.append(f"| 100%-label RM | | | | | {_pct(full_label)} |")
+        accs = (f"{_pct(r.get('selection_accuracy'))} | {_pct(r.get('heldout_accuracy'))}" if r["trained"]
+                else "not trained | not trained")
+        star = " (kept)" if r["loop"] == best_loop else ""
+        lines.append(f"| {r['loop']}{star} | {sel} | {_pct(r.get('agreement'))} | "
+                     f"{r.get('self_labelled_total', '-')} | {r.get('train_pairs', '-')} | {accs} |")
+    lines.append(f"| seed-only RM | | | | | | {_pct(seed_only)} |")
+    lines.append(f"| 100%-label RM | | | | | | {_pct(full_label)} |")
     return "\n".join(lines)
 
 
@@ -33,7 +39,10 @@ def plot_loops(path: Path, loops: list[dict], seed_only: float | None, full_labe
 
     trained = [r for r in loops if r["trained"]]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([r["loop"] for r in trained], [100 * r["heldout_accuracy"] for r in trained], "o-", label="SER RM")
+    ax.plot([r["loop"] for r in trained], [100 * r["heldout_accuracy"] for r in trained], "o-",
+            label="SER RM, held-out")
+    ax.plot([r["loop"] for r in trained], [100 * r["selection_accuracy"] for r in trained], "^:", color="C0",
+            alpha=0.6, label="SER RM, selection pairs")
     sel = [r for r in loops if r["loop"] > 0 and r.get("agreement") is not None]
     if sel:
         ax.plot([r["loop"] for r in sel], [100 * r["agreement"] for r in sel], "s--", label="self-label agreement")
@@ -51,7 +60,7 @@ def plot_loops(path: Path, loops: list[dict], seed_only: float | None, full_labe
 
 
 def write_report(out: Path, loops: list[dict], metrics: dict) -> str:
-    table = loop_table(loops, metrics["seed_only_accuracy"], metrics["full_label_accuracy"])
+    table = loop_table(loops, metrics["seed_only_accuracy"], metrics["full_label_accuracy"], metrics["best_loop"])
     atomic_write_text(out / "ser_table.md", table + "\n")
     plot_loops(out / "ser_loops.png", loops, metrics["seed_only_accuracy"], metrics["full_label_accuracy"],
                title=f"SER, seed {100 * metrics['seed_fraction']:g}%")

@@ -1,16 +1,15 @@
 # SER (Self-Evolved Reward Learning): `make ser-<model> DATASET=hh|ultrafeedback|summarize|stackexchange`.
+# SER_PIPELINE(model, dataset, hf_hub_offline): the four stage scripts, PPO once per RM (seed, SER, 100% labels).
 SER_DATASET ?= $(or $(DATASET),hh)
-SER_ENV = CONFIG=ser/configs/$(1).yaml MODEL=$(1) RUNS=$(RUNS) PY=$(PY) DATASET=$(SER_DATASET) OVERWRITE=$(or $(OVERWRITE),false) HF_HUB_OFFLINE=$(or $(HF_HUB_OFFLINE),0)
-SER_PIPELINE = $(call SER_ENV,$(1)) bash ser/scripts/01_sft.sh && $(call SER_ENV,$(1)) bash ser/scripts/02_rm_seed.sh && \
-  $(call SER_ENV,$(1)) bash ser/scripts/03_ser_loop.sh && \
-  for rm in seed ser full; do RM=$$rm $(call SER_ENV,$(1)) bash ser/scripts/04_ppo.sh || exit 1; done && \
-  $(call SER_ENV,$(1)) bash ser/scripts/05_eval.sh
+SER_ENV = CONFIG=ser/configs/$(1).yaml MODEL=$(1) RUNS=$(RUNS) PY=$(PY) DATASET=$(or $(2),$(SER_DATASET)) OVERWRITE=$(or $(OVERWRITE),false) HF_HUB_OFFLINE=$(or $(3),$(HF_HUB_OFFLINE),0)
+SER_PIPELINE = $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/01_sft.sh && $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/02_ser_loop.sh && \
+  for rm in seed ser full; do RM=$$rm $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/03_ppo.sh || exit 1; done && \
+  $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/04_eval.sh
 
 .PHONY: ser-tiny ser-fidelity ser-llama3 ser-mistral ser-llama2-13b ser-llama2-70b
 
-ser-tiny: $(PREPARED) ## SER loop on the embedded MiniLM (frozen, BT head) and 160 tiny SST-2-style pairs; prints the per-loop table
-	CONFIG=ser/configs/tiny.yaml MODEL=tiny RUNS=$(RUNS) PY=$(PY) HF_HUB_OFFLINE=1 OVERWRITE=$(or $(OVERWRITE),false) \
-	  bash ser/scripts/03_ser_loop.sh data_path=common/tiny_data
+ser-tiny: $(PREPARED) ## whole SER pipeline on the embedded models + tiny SST-2-style pairs (SFT, loop, PPO x3, judge); ends with the summary
+	$(call SER_PIPELINE,tiny,sst2,1)
 
 ser-fidelity: $(PREPARED) ## SER on hh-rlhf + SST-2 pairs, seed 1/5/15%, MiniLM on CPU (~15 min); writes results.md + plot
 	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity data_root=$(or $(SHARED_DATA),../shared/data) \

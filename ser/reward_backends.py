@@ -16,8 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from common.artifacts import write_jsonl
-from common.config import UserError
-from ser.encoder_head import QUESTION_ANSWER, FrozenEncoderHead
+from common.config import UserError, build_dataclass
+from ser.encoder_head import QUESTION_ANSWER, EncoderHeadSettings, FrozenEncoderHead
 
 
 class RewardBackend(Protocol):
@@ -84,6 +84,28 @@ REWARD_BACKENDS: dict[str, Callable[[dict], RewardBackend]] = {
     "frozen_encoder": FrozenEncoderHead,
     "common_rm": CommonRMBackend,
 }
+
+
+def ppo_reward_fields(backend: str, settings: dict, model_dir: str) -> dict:
+    """The ``rl`` section fields that make ``common.train.ppo`` score with the loop's RM in ``model_dir``.
+
+    common_rm: the RM folder (or the base model + the LoRA adapter in ``model_dir``), rendered with template plain on
+    the SER prompt, as in training. frozen_encoder: the Python reward ``ser.encoder_head:ppo_reward`` over the same
+    encoder and head. Either way the raw score goes to the ``ser_sigmoid`` combiner of the recipe.
+    """
+    if backend == "common_rm":
+        rm = {"name": "ser_rm", "template": "plain", "max_length": int(settings.get("max_length", 512))}
+        if settings.get("use_lora"):
+            rm.update(path=settings["model_name_or_path"], adapter=model_dir)
+        else:
+            rm["path"] = model_dir
+        return {"reward_models": [rm], "reward_function": None, "reward_function_kwargs": {}}
+    if backend == "frozen_encoder":
+        head = build_dataclass(EncoderHeadSettings, dict(settings), "ser.rm")
+        return {"reward_models": [], "reward_function": "ser.encoder_head:ppo_reward",
+                "reward_function_kwargs": {"head_dir": model_dir, "encoder": head.model_name_or_path,
+                                           "max_length": head.max_length}}
+    raise UserError(f"ser.backend {backend!r} has no PPO reward; known: {sorted(REWARD_BACKENDS)}")
 
 
 def build_backend(name: str, settings: dict) -> RewardBackend:

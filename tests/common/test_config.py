@@ -38,6 +38,18 @@ def test_overrides_win_over_the_file_and_are_cast(tmp_path):
     assert cfg.epochs == 3 and cfg.target_modules == ["q_proj", "k_proj"] and cfg.max_steps is None
 
 
+def test_a_list_override_may_be_a_yaml_flow_list(tmp_path):
+    cfg = load_config(ToyConfig, None, None, parse_overrides(["target_modules=[q_proj, 'o_proj']"]))
+    assert cfg.target_modules == ["q_proj", "o_proj"]
+
+    @dataclasses.dataclass
+    class WithMappings:
+        sources: list[dict] = dataclasses.field(default_factory=list)
+
+    cfg = load_config(WithMappings, None, None, {"sources": "[{name: rm, path: runs/x, max_length: 512}]"})
+    assert cfg.sources == [{"name": "rm", "path": "runs/x", "max_length": 512}]
+
+
 def test_yaml_anchors_share_settings_between_sections(tmp_path):
     p = write(tmp_path, "base: &base\n  model: org/m\nsft:\n  <<: *base\n  epochs: 3\n")
     assert load_config(ToyConfig, p, "sft").model == "org/m"

@@ -18,10 +18,12 @@ class Killed(Exception):
 
 class FakeBackend:
     """RM_k is sure (r = ±3) about pool pairs with index i ≡ k (mod groups), and knows nothing (r = 0) about the
-    rest; pairs listed in ``flip`` get the wrong order. Held-out accuracy of RM_k is ``acc[k]`` exactly."""
+    rest; pairs listed in ``flip`` get the wrong order. Accuracy of RM_k is ``sel_acc[k]`` exactly on the selection
+    pairs and ``acc[k]`` on the held-out pairs (``sel_acc`` defaults to ``acc``)."""
 
-    def __init__(self, acc, groups=4, flip=(), kill_on_train=None):
+    def __init__(self, acc, groups=4, flip=(), kill_on_train=None, sel_acc=None):
         self.acc, self.groups, self.flip, self.kill_on_train = acc, groups, set(flip), kill_on_train
+        self.sel_acc = acc if sel_acc is None else sel_acc
         self.train_calls: list[tuple[str, list[str]]] = []
 
     def train(self, pairs, out_dir, init_from):
@@ -35,13 +37,15 @@ class FakeBackend:
     def score(self, model_dir, prompts, responses):
         out, name = Path(model_dir).parent.parent, Path(model_dir).parent.name
         k = int(name.split("_")[1]) if name.startswith("loop_") else len(self.acc) - 1
-        heldout = {r["prompt"]: j for j, r in enumerate(read_jsonl(out / "data" / "heldout.jsonl"))}
+        labelled = {}
+        for name, accs in (("heldout", self.acc), ("selection", self.sel_acc)):
+            rows = read_jsonl(out / "data" / f"{name}.jsonl")
+            labelled.update({r["prompt"]: j < round(accs[k] * len(rows)) for j, r in enumerate(rows)})
         scores = []
         for q, a in zip(prompts, responses):
             i, good = int(q[1:]), a.startswith("good")
-            if q in heldout:
-                correct = heldout[q] < round(self.acc[k] * len(heldout))
-                scores.append(1.0 if good == correct else 0.0)
+            if q in labelled:
+                scores.append(1.0 if good == labelled[q] else 0.0)
             elif i % self.groups == k % self.groups:
                 scores.append((3.0 if good else -3.0) * (-1 if i in self.flip else 1))
             else:
@@ -58,7 +62,7 @@ def pairs_file(tmp_path):
 
 def _cfg(tmp_path, pairs_file, name="run", **kw):
     base = {"output_dir": str(tmp_path / name), "dataset": "jsonl", "data_path": pairs_file, "seed_fraction": 0.1,
-                "heldout_size": 40, "max_loops": 3, "patience": 1, "min_selected": 2, "backend": "fake"}
+                "heldout_size": 40, "selection_size": 20, "max_loops": 3, "patience": 1, "min_selected": 2, "backend": "fake"}
     return SERConfig(**{**base, **kw})
 
 
@@ -87,6 +91,25 @@ def test_plateau_stops_the_loop_and_keeps_the_best_rm(tmp_path, pairs_file):
     assert metrics["stop_reason"] == "plateau" and metrics["loops_trained"] == 2
     assert metrics["best_loop"] == 1 and metrics["ser_accuracy"] == pytest.approx(0.7)
     assert metrics["final_model"].endswith("loop_1/model")
+
+
+def test_the_selection_pairs_pick_the_loop_and_the_held_out_pairs_only_report_it(tmp_path, pairs_file):
+    # held-out accuracy peaks at loop 1, but the selection pairs say loop 2: loop 2 is kept and reported as is
+    fake = FakeBackend(acc=[0.5, 0.9, 0.6, 0.55, 0.5], sel_acc=[0.5, 0.6, 0.7, 0.65, 0.6])
+    metrics = run_ser(_cfg(tmp_path, pairs_file, max_loops=4), fake)
+    assert metrics["best_loop"] == 2 and metrics["stop_reason"] == "plateau"
+    assert metrics["ser_accuracy"] == pytest.approx(0.6) and metrics["ser_selection_accuracy"] == pytest.approx(0.7)
+    assert metrics["final_model"].endswith("loop_2/model")
+    assert [r["heldout_accuracy"] for r in metrics["loops"]] == pytest.approx([0.5, 0.9, 0.6, 0.55])
+    out = tmp_path / "run"
+    held = {r["prompt"] for r in read_jsonl(out / "data" / "heldout.jsonl")}
+    sel = {r["prompt"] for r in read_jsonl(out / "data" / "selection.jsonl")}
+    trained = {i for _, ids in fake.train_calls for i in ids}
+    assert len(held) == 40 and len(sel) == 20 and not held & sel
+    assert not trained & {r["id"] for name in ("heldout", "selection") for r in read_jsonl(out / "data" / f"{name}.jsonl")}
+    assert set(metrics["reward_models"]) == {"seed", "ser", "full"}
+    assert metrics["reward_models"]["ser"]["model_dir"] == metrics["final_model"]
+    assert "| 2 (kept) |" in (out / "ser_table.md").read_text()
 
 
 def test_patience_two_tolerates_one_flat_loop(tmp_path, pairs_file):
