@@ -17,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import yaml
 
@@ -77,11 +78,11 @@ def read_jsonl(path: str | Path, tolerate_torn_tail: bool = False) -> list[dict]
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=False
         )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True,
-            text=True, timeout=10,
+            text=True, timeout=10, check=False,
         )
         commit = out.stdout.strip() or "unknown"
         return commit + ("-dirty" if dirty.stdout.strip() else "")
@@ -124,7 +125,7 @@ class RunDir:
 
     @classmethod
     def start(cls, output_dir: str | Path, config: Any, seed: int | None = None, overwrite: bool = False,
-              resume: bool = False) -> "RunDir":
+              resume: bool = False) -> RunDir:
         run = cls(output_dir)
         if (run.path / "metrics.json").exists() and not (overwrite or resume):
             raise UserError(

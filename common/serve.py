@@ -22,9 +22,12 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.config import UserError, run_cli
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 MAX_N = 16
 
@@ -183,7 +186,7 @@ class LocalServer:
         self.proc: subprocess.Popen | None = None
         self.base_url = ""
 
-    def __enter__(self) -> LocalServer:
+    def __enter__(self) -> Self:
         cmd = [sys.executable, "-m", "common.serve", "--model", self.model, "--port", "0",
                "--template", self.template]
         env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", **self.env)

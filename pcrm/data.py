@@ -31,9 +31,10 @@ CLI: ``python -m pcrm.data --config pcrm/configs/tiny.yaml --section data source
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from common.artifacts import REPO_ROOT, RunDir, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
@@ -70,7 +71,7 @@ def alpaca_unlabeled(row: dict) -> dict:
     return {"prompt": alpaca_prompt(row)}
 
 
-_TLDR_POST = re.compile(r"POST:\s*(.*?)\s*(?:TL;DR:\s*)?$", re.S)
+_TLDR_POST = re.compile(r"POST:\s*(.*?)\s*(?:TL;DR:\s*)?$", re.DOTALL)
 
 
 def _tldr_post(prompt_text: str) -> str:

@@ -135,7 +135,7 @@ def similarities(records: list[dict], cfg: PriorConfig) -> list[float] | None:
 
     if cfg.kind == "len_rat":
         tok = load_tokenizer(cfg.tokenizer)
-        enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]
         return [length_ratio(enc(r["chosen"]), enc(r["rejected"])) for r in records]
     if cfg.kind != "cos_sim":
         return None

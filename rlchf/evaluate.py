@@ -100,7 +100,7 @@ def heldout_accuracy(cfg: EvaluateConfig, path: str, pairs: list[dict]) -> float
     # An adapter's reference is its own base with the adapter disabled (ref=None); a full model needs the base.
     ref = None if (Path(path) / "adapter_config.json").exists() else load_causal_lm(cfg.base_model, cfg.dtype)
     prompts = [p["prompt"] for p in pairs]
-    kw = dict(template=cfg.template, beta=cfg.beta, batch_size=cfg.batch_size, max_length=cfg.max_length)
+    kw = {"template": cfg.template, "beta": cfg.beta, "batch_size": cfg.batch_size, "max_length": cfg.max_length}
     chosen = implicit_reward(policy, ref, tok, prompts, [p["chosen"] for p in pairs], **kw)
     rejected = implicit_reward(policy, ref, tok, prompts, [p["rejected"] for p in pairs], **kw)
     return float((chosen > rejected).float().mean())

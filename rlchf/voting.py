@@ -20,8 +20,8 @@ tie-break is not.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class Profile:
 
     @classmethod
     def from_ballots(cls, ballots: Sequence[Ballot], n_candidates: int,
-                     weights: Sequence[float] | None = None) -> "Profile":
+                     weights: Sequence[float] | None = None) -> Profile:
         weights = [1.0] * len(ballots) if weights is None else list(weights)
         if len(weights) != len(ballots):
             raise UserError(f"{len(ballots)} ballots but {len(weights)} weights; give one weight per ballot")

@@ -14,7 +14,7 @@ os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402  (after OMP_NUM_THREADS is set)
+import torch  # only after OMP_NUM_THREADS is set, so torch picks it up
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 

@@ -18,8 +18,9 @@ over records ``{"gold": ..., "output": "..."}`` (regression tasks: ``--task_type
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from common.artifacts import RunDir, read_jsonl
 from common.config import UserError, stage_cli

@@ -15,9 +15,10 @@ CLI: ``python -m common.eval.reward --scores runs/x/rm/eval_scores.jsonl --outpu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -15,9 +15,12 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.config import UserError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class GenerationCache:
     def __len__(self) -> int:
         return len(self.records)
 
-    def open(self) -> GenerationCache:
+    def open(self) -> Self:
         if self._fh is not None:
             return self  # already open (and locked) by this object
         if self.path is None:
@@ -80,7 +83,7 @@ class GenerationCache:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> GenerationCache:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc) -> None:

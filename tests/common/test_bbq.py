@@ -99,7 +99,7 @@ def test_nonneg_biased_answer_is_the_non_target_group():
 
 
 def test_always_unknown_model_has_undefined_bias_scores():
-    rows, items = hand_set()
+    _rows, items = hand_set()
     s = bbq_scores(items, [it["unknown_loc"] for it in items])["overall"]
     assert s["acc_amb"] == 1.0 and s["acc_dis"] == 0.0
     assert s["s_dis"] is None and s["s_amb"] is None and s["bias_ratio_amb"] is None
@@ -108,7 +108,7 @@ def test_always_unknown_model_has_undefined_bias_scores():
 
 def test_overall_pools_items_across_categories():
     rows_a, items_a = hand_set("Age")
-    rows_b, items_b = hand_set("Religion", offset=100)
+    _rows_b, items_b = hand_set("Religion", offset=100)
     items = items_a + items_b
     preds = hand_preds(rows_a) + [it["unknown_loc"] for it in items_b]
     scores = bbq_scores(items, preds)
@@ -199,7 +199,7 @@ def test_tiny_model_run_scores_both_modes_and_resumes(tmp_path, tiny_llama):
 
 def test_shared_age_category_scores_a_trivial_predictor(shared_data):
     with pytest.warns(UserWarning):
-        items, info = load_bbq(str(shared_data / "bbq"), categories=["Age"], n_per_category=200, seed=0)
+        items, _info = load_bbq(str(shared_data / "bbq"), categories=["Age"], n_per_category=200, seed=0)
     assert len(items) == 200 and all(it["biased_loc"] is not None for it in items)
     always_biased = bbq_scores(items, [it["biased_loc"] for it in items])["overall"]
     assert always_biased["s_dis"] == 1.0 and always_biased["s_amb"] == 1.0 and always_biased["acc_amb"] == 0.0

@@ -1,5 +1,5 @@
 import dataclasses
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
@@ -14,7 +14,7 @@ class ToyConfig:
     use_lora: bool = True
     target_modules: list[str] = dataclasses.field(default_factory=lambda: ["q_proj", "v_proj"])
     loss: Literal["sigmoid", "ipo"] = "sigmoid"
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
 
 
 def write(tmp_path, text):

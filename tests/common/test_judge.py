@@ -6,9 +6,16 @@ import re
 import pytest
 
 from common.config import UserError
-
-from common.eval.judge import JudgeEvalConfig, evaluate_judge, judge_pairwise, judge_scores, pairwise_outcomes, \
-    parse_score, parse_verdict, score_outcomes
+from common.eval.judge import (
+    JudgeEvalConfig,
+    evaluate_judge,
+    judge_pairwise,
+    judge_scores,
+    pairwise_outcomes,
+    parse_score,
+    parse_verdict,
+    score_outcomes,
+)
 from common.generation import GenerationConfig, Generator
 
 
@@ -24,7 +31,7 @@ class ScriptedJudge(Generator):
     def answer(user: str) -> str:
         if "p4" in user:
             return "I cannot decide."
-        pair = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]\n(.*?)\n\n", user, re.S)
+        pair = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]\n(.*?)\n\n", user, re.DOTALL)
         if pair is None:  # rubric
             return "Some points.\n<score>4</score>" if "GOOD" in user else "<score>1</score>"
         if "p3" in user:

@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from common.eval.nlu import NLUEvalConfig, classification_scores, evaluate_nlu, parse_label, parse_number, \
-    regression_scores
+from common.eval.nlu import (
+    NLUEvalConfig,
+    classification_scores,
+    evaluate_nlu,
+    parse_label,
+    parse_number,
+    regression_scores,
+)
 
 SENTIMENT = ["positive", "negative"]
 NLI = ["entailment", "not_entailment"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -129,9 +130,9 @@ def low_half_reward(tiny_llama):
 
 
 def _cfg(tiny_llama, prompt_file, out, **kw):
-    base = dict(model=tiny_llama, dataset=prompt_file, output_dir=str(out), seed=0, rollout_batch_size=8,
-                mini_batch_size=4, max_new_tokens=6, temperature=0.1, kl_coef=0.05, kl_target=1.0, kl_horizon=50,
-                critic_learning_rate=1e-3, save_steps=0)
+    base = {"model": tiny_llama, "dataset": prompt_file, "output_dir": str(out), "seed": 0, "rollout_batch_size": 8,
+            "mini_batch_size": 4, "max_new_tokens": 6, "temperature": 0.1, "kl_coef": 0.05, "kl_target": 1.0,
+            "kl_horizon": 50, "critic_learning_rate": 1e-3, "save_steps": 0}
     base.update(kw)
     return PPOConfig(**base)
 
@@ -142,7 +143,7 @@ def _rises(log):
 
 
 def _kl_controller_followed_the_kl(log, target):
-    for prev, nxt in zip(log, log[1:]):
+    for prev, nxt in itertools.pairwise(log):
         if prev["kl"] > target:
             assert nxt["kl_coef"] > prev["kl_coef"], (prev, nxt)
         elif prev["kl"] < target:
@@ -175,7 +176,8 @@ def test_remax_raises_the_reward(tiny_llama, prompt_file, tmp_path):
 def test_resume_continues_from_the_latest_checkpoint(tiny_llama, prompt_file, tmp_path):
     out = tmp_path / "run"
     reward = FunctionReward(lambda p, r: [float(len(x)) / 10 for x in r])
-    kw = dict(algorithm="ppo", use_lora=True, learning_rate=1e-3, ppo_epochs=1, save_steps=1, total_steps=2)
+    kw = {"algorithm": "ppo", "use_lora": True, "learning_rate": 1e-3, "ppo_epochs": 1, "save_steps": 1,
+          "total_steps": 2}
     train_ppo(_cfg(tiny_llama, prompt_file, out, **kw), reward_source=reward)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
     with pytest.raises(UserError, match="overwrite true"):  # a second run into the folder must say what it does

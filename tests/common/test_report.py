@@ -5,7 +5,7 @@ import json
 import pytest
 
 from common.config import UserError
-from common.report import collect_runs, curve_series, main, markdown_table, read_reported, write_report
+from common.report import collect_runs, curve_series, main, markdown_table, read_reported
 
 
 def make_run(root, rel, metrics, log=None, trainer_state=None):

@@ -5,8 +5,14 @@ import json
 import pytest
 
 from common.config import UserError
-from common.eval.reward import RewardEvalConfig, evaluate_reward, margin_stats, pairwise_accuracy, \
-    rank_correlations, reward_metrics
+from common.eval.reward import (
+    RewardEvalConfig,
+    evaluate_reward,
+    margin_stats,
+    pairwise_accuracy,
+    rank_correlations,
+    reward_metrics,
+)
 
 
 def test_pairwise_accuracy_counts_ties_separately():

@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from common.config import ConfigError, UserError
-from common.rewards import (REWARD_COMBINERS, CombinedReward, FunctionReward, RewardModelScorer, build_reward_source,
-                            get_reward_combiner, register_reward_combiner)
+from common.rewards import (
+    REWARD_COMBINERS,
+    CombinedReward,
+    FunctionReward,
+    RewardModelScorer,
+    build_reward_source,
+    get_reward_combiner,
+    register_reward_combiner,
+)
 
 
 def _length(prompts, responses):

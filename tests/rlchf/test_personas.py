@@ -14,9 +14,9 @@ from rlchf.personas import (
     PersonaConfig,
     largest_remainder,
     load_seed_personas,
+    parse_persona,
     run_personas,
     stratified_select,
-    parse_persona,
 )
 
 
