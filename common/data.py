@@ -117,7 +117,7 @@ def read_table(path: str | Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _resolve_local(source: str, split: str) -> Path | None:
+def resolve_local(source: str, split: str) -> Path | None:
     path = Path(source).expanduser()
     if path.is_file():
         return path
@@ -229,7 +229,7 @@ def load_records(source: str, kind: Kind, split: str = "train", subset: str | No
         raise DataError(f"{source}: source_format {source_format!r} is not one of {list(SOURCE_FORMATS)}")
     if limit is not None and limit < 1:
         raise DataError(f"{source}: limit must be a positive number of rows, got {limit}")
-    path = _resolve_local(source, split)
+    path = resolve_local(source, split)
     where = str(path) if path is not None else f"{source}[{subset or 'default'}:{split}]"
     rows = read_table(path) if path is not None else _load_hub(source, subset, split)
     rows = apply_columns(rows, columns, where)

@@ -5,8 +5,9 @@
 Sets: HH-RLHF test rows (hard for a small encoder) and SST-2 sentiment pairs (positive review ≻ negative review),
 each split into held-out (reported only) / selection (steers the loop) / labelled seed / unlabelled pool. RM: the embedded MiniLM encoder kept frozen, with a
 linear head trained by Bradley-Terry (``ser.encoder_head``); embeddings are cached per set, so the 6 runs and their
-baselines share one encoding pass. Writes each run's folder, ``results.md`` (all per-loop tables) and
-``fidelity.png``.
+baselines share one encoding pass. Every (set, seed fraction) runs on ``seeds`` different splits, so the summary
+gives mean ± sd and each split's SER gain. Writes each run's folder, ``results.md`` (summary + every per-loop
+table), ``results.json`` and ``fidelity.png``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from common.artifacts import RunDir, atomic_write_text
 from common.config import stage_cli
@@ -33,67 +36,99 @@ class FidelityConfig:
     max_loops: int = 4
     l2: float = 1e-4
     status_schedule: str = "both"
-    seed: int = 42
+    seeds: list[int] = field(default_factory=lambda: [42, 43, 44])  # split seeds: the table gives mean ± sd
     overwrite: bool = False
 
 
 def run_fidelity(cfg: FidelityConfig) -> dict:
     out = Path(cfg.output_dir)
-    run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite)
+    run = RunDir.start(out, cfg, seed=cfg.seeds[0], overwrite=cfg.overwrite)
     sections, results = [], {}
     for ds in cfg.datasets:
         for frac in cfg.seed_fractions:
-            name = f"{ds}/seed_{100 * frac:g}pct"
-            sub = SERConfig(output_dir=str(out / name), dataset=ds, data_path=cfg.data_root, limit=cfg.pairs,
-                            heldout_size=cfg.heldout_size, selection_size=cfg.selection_size, seed_fraction=frac,
-                            max_loops=cfg.max_loops,
-                            status_schedule=cfg.status_schedule, backend="frozen_encoder", seed=cfg.seed,
-                            rm={"cache_path": str(out / ds / "embeddings.npz"), "l2": cfg.l2, "seed": cfg.seed},
-                            overwrite=cfg.overwrite)
-            m = run_ser(sub)
-            results[name] = {k: m[k] for k in ("seed_only_accuracy", "ser_accuracy", "full_label_accuracy",
-                                               "best_loop", "stop_reason", "self_labelled_total", "sizes")}
-            results[name]["loops"] = m["loops"]
-            table = loop_table(m["loops"], m["seed_only_accuracy"], m["full_label_accuracy"], m["best_loop"])
-            sections.append(f"### {ds}, seed {100 * frac:g}% ({m['sizes']['seed']} labelled, "
-                            f"{m['sizes']['pool']} pool, {m['sizes']['selection']} selection, "
-                            f"{m['sizes']['heldout']} held-out; stop: {m['stop_reason']})\n\n{table}\n")
-    summary = ["| set | seed % | seed-only RM | SER RM (loop kept) | 100%-label RM | gap closed |",
-               "|---|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        ds, frac = name.split("/")
-        gap = r["full_label_accuracy"] - r["seed_only_accuracy"]
-        closed = f"{100 * (r['ser_accuracy'] - r['seed_only_accuracy']) / gap:.0f}%" if gap > 0 else "n/a"
-        summary.append(f"| {ds} | {frac[5:-3]} | {100 * r['seed_only_accuracy']:.1f} | {100 * r['ser_accuracy']:.1f} "
-                       f"(loop {r['best_loop']}) | {100 * r['full_label_accuracy']:.1f} | {closed} |")
-    text = "\n".join(summary) + "\n\n" + "\n".join(sections)
+            for split_seed in cfg.seeds:
+                name = f"{ds}/seed_{100 * frac:g}pct/split_{split_seed}"
+                sub = SERConfig(output_dir=str(out / name), dataset=ds, data_path=cfg.data_root, limit=cfg.pairs,
+                                heldout_size=cfg.heldout_size, selection_size=cfg.selection_size,
+                                seed_fraction=frac, max_loops=cfg.max_loops, status_schedule=cfg.status_schedule,
+                                backend="frozen_encoder", seed=split_seed, overwrite=cfg.overwrite,
+                                rm={"cache_path": str(out / ds / "embeddings.npz"), "l2": cfg.l2, "seed": split_seed})
+                m = run_ser(sub)
+                results[name] = {k: m[k] for k in ("seed_only_accuracy", "ser_accuracy", "full_label_accuracy",
+                                                   "best_loop", "stop_reason", "self_labelled_total", "sizes",
+                                                   "loops")}
+                table = loop_table(m["loops"], m["seed_only_accuracy"], m["full_label_accuracy"], m["best_loop"])
+                sections.append(f"### {ds}, seed {100 * frac:g}%, split seed {split_seed} ({m['sizes']['seed']} "
+                                f"labelled, {m['sizes']['pool']} pool, {m['sizes']['selection']} selection, "
+                                f"{m['sizes']['heldout']} held-out; stop: {m['stop_reason']})\n\n{table}\n")
+    rows = summary_rows(results, cfg)
+    text = summary_table(rows, len(cfg.seeds)) + "\n\n" + "\n".join(sections)
     atomic_write_text(out / "results.md", "# SER fidelity\n\n" + text)
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
-    _plot(out / "fidelity.png", results, cfg)
+    atomic_write_text(out / "results.json", json.dumps({"summary": rows, "runs": results}, indent=2))
+    _plot(out / "fidelity.png", rows, cfg)
     print(text, flush=True)
-    best15 = [r["ser_accuracy"] for n, r in results.items() if n.startswith("sst2/seed_15")]
-    return run.finish({"runs": {n: {k: v for k, v in r.items() if k != "loops"} for n, r in results.items()},
-                       "sst2_ser_accuracy_15pct": best15[0] if best15 else None},
-                      key_metric="sst2_ser_accuracy_15pct" if best15 else None)
+    at15 = [r for r in rows if r["set"] == "sst2" and r["seed_fraction"] == 0.15]
+    return run.finish({"summary": rows, "runs": {n: {k: v for k, v in r.items() if k != "loops"}
+                                                  for n, r in results.items()},
+                       "sst2_ser_accuracy_15pct": at15[0]["ser"][0] if at15 else None},
+                      key_metric="sst2_ser_accuracy_15pct" if at15 else None)
 
 
-def _plot(path: Path, results: dict, cfg: FidelityConfig) -> None:
+def summary_rows(results: dict, cfg: FidelityConfig) -> list[dict]:
+    """Per set and seed fraction: mean and standard deviation over the split seeds of each RM's held-out accuracy."""
+    rows = []
+    for ds in cfg.datasets:
+        for frac in cfg.seed_fractions:
+            runs = [results[f"{ds}/seed_{100 * frac:g}pct/split_{s}"] for s in cfg.seeds]
+
+            def stat(key: str, runs: list[dict] = runs) -> tuple[float, float]:
+                values = np.array([r[key] for r in runs], dtype=float)
+                return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+            seed_only, ser, full = stat("seed_only_accuracy"), stat("ser_accuracy"), stat("full_label_accuracy")
+            gap = full[0] - seed_only[0]
+            rows.append({"set": ds, "seed_fraction": frac, "seed_only": seed_only, "ser": ser, "full": full,
+                         "gap_closed": (ser[0] - seed_only[0]) / gap if gap > 0.005 else None,
+                         "ser_gain_per_split": [r["ser_accuracy"] - r["seed_only_accuracy"] for r in runs],
+                         "loops_kept": [r["best_loop"] for r in runs]})
+    return rows
+
+
+def summary_table(rows: list[dict], n_seeds: int) -> str:
+    def ms(x: tuple[float, float]) -> str:
+        return f"{100 * x[0]:.1f} ± {100 * x[1]:.1f}"
+
+    caption = (f"Held-out pairwise accuracy %, mean ± sd over {n_seeds} split seeds (SER = the loop the selection "
+               "pairs kept):")
+    header = ("| set | seed % | seed-only RM | SER RM | 100%-label RM | gap closed | SER − seed-only per split | "
+              "loop kept |")
+    lines = [caption, "", header, "|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        closed = "n/a (no gap)" if r["gap_closed"] is None else f"{100 * r['gap_closed']:.0f}%"
+        gains = ", ".join(f"{100 * g:+.1f}" for g in r["ser_gain_per_split"])
+        lines.append(f"| {r['set']} | {100 * r['seed_fraction']:g} | {ms(r['seed_only'])} | {ms(r['ser'])} | "
+                     f"{ms(r['full'])} | {closed} | {gains} | {', '.join(map(str, r['loops_kept']))} |")
+    return "\n".join(lines)
+
+
+def _plot(path: Path, rows: list[dict], cfg: FidelityConfig) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.6), squeeze=False)
-    for ax, ds in zip(axes[0], cfg.datasets):
-        for i, frac in enumerate(cfg.seed_fractions):
-            r = results[f"{ds}/seed_{100 * frac:g}pct"]
-            trained = [x for x in r["loops"] if x["trained"]]
-            ax.plot([x["loop"] for x in trained], [100 * x["heldout_accuracy"] for x in trained], "o-",
-                    color=f"C{i}", label=f"SER, seed {100 * frac:g}%")
-        full = results[f"{ds}/seed_{100 * cfg.seed_fractions[0]:g}pct"]["full_label_accuracy"]
-        ax.axhline(100 * full, color="k", ls="--", label="100%-label RM")
-        ax.set_title(f"{ds}: held-out pairwise accuracy")
-        ax.set_xlabel("loop (0 = seed-only RM)")
+    for ax, ds in zip(axes[0], cfg.datasets, strict=True):
+        mine = [r for r in rows if r["set"] == ds]
+        x = [100 * r["seed_fraction"] for r in mine]
+        for key, label, style in (("seed_only", "seed-only RM", "s:"), ("ser", "SER RM", "o-"),
+                                  ("full", "100%-label RM", "k--")):
+            ax.errorbar(x, [100 * r[key][0] for r in mine], yerr=[100 * r[key][1] for r in mine], fmt=style,
+                        capsize=3, label=label)
+        ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.set_title(f"{ds}: held-out pairwise accuracy ({len(cfg.seeds)} splits)")
+        ax.set_xlabel("labelled seed (% of training pairs)")
         ax.set_ylabel("%")
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -23,8 +23,7 @@ import numpy as np
 
 from common.artifacts import read_jsonl
 from common.config import UserError
-from common.data import _resolve_local as resolve_local
-from common.data import read_table
+from common.data import read_table, resolve_local
 from common.preference_sets import hh_rlhf_pairs, split_hh_text, sst2_sentiment_pairs
 
 _SPEAKER = {"user": "Human", "assistant": "Assistant", "system": "System"}
