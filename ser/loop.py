@@ -82,6 +82,8 @@ class SERConfig:
     sft_data: str = field(default="seed", metadata=_h("ser.prepare_data: SFT on the chosen answers of the labelled "
                                                       "seed only (pool labels stay hidden) | all (seed + pool)"))
     seed: int = field(default=42, metadata=_h("seed of the split and the pool order"))
+    data_seed: int | None = field(default=None, metadata=_h("seed of the pair sample (limit); None = seed. Fix it "
+                                                            "to redo one sample with other splits"))
     overwrite: bool = field(default=False, metadata=_h("discard an earlier run in output_dir and start over"))
 
     def __post_init__(self) -> None:
@@ -127,6 +129,11 @@ class LoopData:
     split: SERSplit
     selection: list[dict]
     pool: list[dict]  # what the loop self-labels: split.pool, or the generated pairs (pool_source generate)
+
+
+def load_cfg_pairs(cfg: SERConfig) -> list[dict]:
+    return load_pairs(cfg.dataset, cfg.data_path, cfg.data_split, cfg.limit,
+                      cfg.seed if cfg.data_seed is None else cfg.data_seed)
 
 
 def split_for_loop(records: list[dict], cfg: SERConfig) -> tuple[SERSplit, list[dict]]:
@@ -224,8 +231,7 @@ def _start_state(out: Path, cfg: SERConfig) -> tuple[dict, LoopData]:
             raise UserError(f"{out} holds a SER run with other settings (fingerprint {state.get('fingerprint')} vs "
                             f"{cfg.fingerprint()}); pass --overwrite true or choose another output_dir")
         return state, _read_data(out, cfg)
-    records = load_pairs(cfg.dataset, cfg.data_path, cfg.data_split, cfg.limit, cfg.seed)
-    split, selection = split_for_loop(records, cfg)
+    split, selection = split_for_loop(load_cfg_pairs(cfg), cfg)
     _write_split(out, split, selection)
     if cfg.pool_source == "generate":  # cached per answer: a crash here resumes the generation, not restarts it
         from ser.generated_pool import generate_pool

@@ -19,13 +19,12 @@ from pathlib import Path
 
 from common.artifacts import write_jsonl
 from common.config import load_config, parse_overrides, run_cli
-from ser.loop import SERConfig, split_for_loop
-from ser.pairs import load_pairs
+from ser.loop import SERConfig, load_cfg_pairs, split_for_loop
 from ser.reward_backends import question_header
 
 
 def prepare(cfg: SERConfig, out: Path, eval_limit: int = 500) -> dict:
-    split, _ = split_for_loop(load_pairs(cfg.dataset, cfg.data_path, cfg.data_split, cfg.limit, cfg.seed), cfg)
+    split, _ = split_for_loop(load_cfg_pairs(cfg), cfg)
     sft_pairs = split.seed if cfg.sft_data == "seed" else split.seed + split.pool_as_labelled()
     prompts = [r["prompt"] for r in split.seed] + [p["prompt"] for p in split.pool]
     sizes = {
