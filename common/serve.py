@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from common.config import UserError, run_cli
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 MAX_N = 16
 

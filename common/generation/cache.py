@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from common.config import UserError
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 log = logging.getLogger(__name__)
 
