@@ -42,6 +42,8 @@ class SERConfig:
     min_selected: int = field(default=16, metadata=_h("stop when fewer pool pairs pass the filter [GUESS]"))
     retrain_from: str = field(default="initial", metadata=_h("initial (base/SFT model) | previous (RM_{k-1}) [GUESS]"))
     full_label_baseline: bool = field(default=True, metadata=_h("also train the RM on 100% human labels"))
+    full_label_from: str | None = field(default=None, metadata=_h("baseline_full folder of another run on the same "
+                                                                  "pairs to reuse (checked by fingerprint)"))
     backend: str = field(default="common_rm", metadata=_h("common_rm (common.train.rm) | frozen_encoder"))
     rm: dict = field(default_factory=dict, metadata=_h("backend settings: RMConfig fields, or EncoderHeadSettings"))
     rm_model: str | None = field(default=None, metadata=_h("common_rm: replaces rm.model_name_or_path (the scripts "

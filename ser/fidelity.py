@@ -37,9 +37,11 @@ class FidelityConfig:
     backend: str = "frozen_encoder"  # or common_rm: MiniLM fine-tuned by common.train.rm each loop (finetune_rm)
     l2: float = 1e-4  # frozen_encoder: λ of the head
     finetune_rm: dict = field(default_factory=lambda: {
-        "model_name_or_path": "embedded:all-minilm-l6-v2", "template": "plain", "num_train_epochs": 2,
-        "learning_rate": 5e-5, "per_device_train_batch_size": 16, "per_device_eval_batch_size": 64,
-        "max_length": 64, "report_to": "none", "save_steps": 100000})  # [GUESS] sized for CPU minutes
+        "model_name_or_path": "embedded:all-minilm-l6-v2", "template": "plain",
+        "learning_rate": 3e-4, "num_train_epochs": 3, "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 64, "max_length": 64, "report_to": "none", "save_steps": 100000})
+    # [GUESS] sized for CPU minutes; at lr 5e-5 x 2 epochs the RM ranks well (81 % at 15 %) but its scores stay
+    # within ±0.3, so σ(r) never leaves [0.45, 0.55] and the filter selects nothing
     status_schedule: str = "both"
     # split seeds (the table gives mean ± sd); the pair sample is the first seed's for all, so encodings are reused
     seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
@@ -58,7 +60,10 @@ def run_fidelity(cfg: FidelityConfig) -> dict:
                                 heldout_size=cfg.heldout_size, selection_size=cfg.selection_size,
                                 seed_fraction=frac, max_loops=cfg.max_loops, status_schedule=cfg.status_schedule,
                                 backend=cfg.backend, seed=split_seed, data_seed=cfg.seeds[0],
-                                overwrite=cfg.overwrite, rm=rm_settings(cfg, out / ds, split_seed))
+                                overwrite=cfg.overwrite, rm=rm_settings(cfg, out / ds, split_seed),
+                                full_label_from=None if frac == cfg.seed_fractions[0] else
+                                str(out / ds / f"seed_{100 * cfg.seed_fractions[0]:g}pct" / f"split_{split_seed}"
+                                    / "baseline_full"))
                 m = run_ser(sub)
                 results[name] = {k: m[k] for k in ("seed_only_accuracy", "ser_accuracy", "full_label_accuracy",
                                                    "best_loop", "stop_reason", "self_labelled_total", "sizes",

@@ -22,6 +22,7 @@ set is rebuilt from the committed loops' ``selected.jsonl`` files, so nothing is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -232,18 +233,36 @@ def run_loop(cfg: SERConfig, backend: RewardBackend, out: Path) -> dict:
     return state
 
 
-def full_label_baseline(cfg: SERConfig, backend: RewardBackend, out: Path) -> dict:
-    """RM on seed + the whole pool with its human labels (cached in baseline_full/ once done)."""
-    done = out / "baseline_full" / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
+def _pairs_fingerprint(data: LoopData) -> str:
+    """Which pairs the 100%-label RM trains on and is measured on: equal for two runs on one split, whatever
+    their seed fraction (seed + pool is the same set)."""
+    ids = {"train": sorted(p["id"] for p in data.split.seed + data.split.pool),
+           "heldout": sorted(p["id"] for p in data.split.heldout), "selection": sorted(p["id"] for p in data.selection)}
+    return hashlib.sha1(json.dumps(ids).encode()).hexdigest()[:16]
+
+
+def full_label_baseline(cfg: SERConfig, backend: RewardBackend, out: Path) -> tuple[dict, Path]:
+    """RM on seed + the whole pool with its human labels -> (result, model folder). Cached in baseline_full/; with
+    ``full_label_from`` the RM of another run on the same pairs is reused (checked by the pairs' fingerprint)."""
     data = _read_data(out, cfg)
-    backend.train(data.split.seed + data.split.pool_as_labelled(), out / "baseline_full" / "model", None)
-    result = {"heldout_accuracy": pairwise_accuracy(backend, out / "baseline_full" / "model", data.split.heldout),
-              "selection_accuracy": pairwise_accuracy(backend, out / "baseline_full" / "model", data.selection),
-              "train_pairs": len(data.split.seed) + len(data.split.pool)}
+    fingerprint = _pairs_fingerprint(data)
+    where = Path(cfg.full_label_from) if cfg.full_label_from else out / "baseline_full"
+    done = where / "result.json"
+    if done.exists():
+        result = json.loads(done.read_text())
+        if result.get("pairs_fingerprint") != fingerprint:
+            raise UserError(f"{done}: that 100%-label RM was trained on other pairs than {out}'s (fingerprint "
+                            f"{result.get('pairs_fingerprint')} vs {fingerprint}); drop ser.full_label_from or "
+                            "use the same split seed, data sample and sizes")
+        return result, where / "model"
+    if cfg.full_label_from:
+        raise UserError(f"ser.full_label_from: {done} does not exist (run that SER run first)")
+    backend.train(data.split.seed + data.split.pool_as_labelled(), where / "model", None)
+    result = {"heldout_accuracy": pairwise_accuracy(backend, where / "model", data.split.heldout),
+              "selection_accuracy": pairwise_accuracy(backend, where / "model", data.selection),
+              "train_pairs": len(data.split.seed) + len(data.split.pool), "pairs_fingerprint": fingerprint}
     atomic_write_json(done, result)
-    return result
+    return result, where / "model"
 
 
 def backend_settings(cfg: SERConfig, out: Path) -> dict:
@@ -268,11 +287,11 @@ def run_ser(cfg: SERConfig, backend: RewardBackend | None = None) -> dict:
     settings = backend_settings(cfg, out)
     backend = backend or build_backend(cfg.backend, settings)
     state = run_loop(cfg, backend, out)
-    full = full_label_baseline(cfg, backend, out) if cfg.full_label_baseline else None
+    full, full_model = full_label_baseline(cfg, backend, out) if cfg.full_label_baseline else (None, None)
     trained = [r for r in state["loops"] if r["trained"]]
     best = next(r for r in trained if r["loop"] == state["best_loop"])
     models = {"seed": out / "loop_0" / "model", "ser": out / f"loop_{state['best_loop']}" / "model",
-              **({"full": out / "baseline_full" / "model"} if full else {})}
+              **({"full": full_model} if full else {})}
     metrics = {
         "seed_only_accuracy": trained[0]["heldout_accuracy"],
         "ser_accuracy": best["heldout_accuracy"],

@@ -163,3 +163,17 @@ def test_a_finished_run_is_not_overwritten_silently(tmp_path, pairs_file):
     run_ser(_cfg(tmp_path, pairs_file, max_loops=1), FakeBackend([0.5, 0.6, 0.7]))
     with pytest.raises(UserError, match="already holds"):
         run_ser(_cfg(tmp_path, pairs_file, max_loops=1), FakeBackend([0.5, 0.6, 0.7]))
+
+
+def test_a_run_on_the_same_pairs_reuses_the_100_percent_label_rm_and_another_split_is_refused(tmp_path, pairs_file):
+    first = run_ser(_cfg(tmp_path, pairs_file, name="a", max_loops=1), FakeBackend([0.5, 0.6, 0.9]))
+    shared = str(tmp_path / "a" / "baseline_full")
+    fake = FakeBackend([0.5, 0.6, 0.9])
+    second = run_ser(_cfg(tmp_path, pairs_file, name="b", max_loops=1, seed_fraction=0.3, full_label_from=shared),
+                     fake)
+    assert "baseline_full" not in [name for name, _ in fake.train_calls]
+    assert second["full_label_accuracy"] == first["full_label_accuracy"]
+    assert second["reward_models"]["full"]["model_dir"] == str(tmp_path / "a" / "baseline_full" / "model")
+    with pytest.raises(UserError, match="other pairs"):  # another split seed: other held-out pairs
+        run_ser(_cfg(tmp_path, pairs_file, name="c", max_loops=1, seed=7, full_label_from=shared),
+                FakeBackend([0.5, 0.6, 0.9]))
