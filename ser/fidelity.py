@@ -112,11 +112,11 @@ def summary_rows(results: dict, cfg: FidelityConfig) -> list[dict]:
 
 
 def summary_table(rows: list[dict], n_seeds: int) -> str:
-    def ms(x: tuple[float, float]) -> str:
-        return f"{100 * x[0]:.1f} ± {100 * x[1]:.1f}"
+    def ms(x: tuple[float, float]) -> str:  # one split has no spread to show
+        return f"{100 * x[0]:.1f} ± {100 * x[1]:.1f}" if n_seeds > 1 else f"{100 * x[0]:.1f}"
 
-    caption = (f"Held-out pairwise accuracy %, mean ± sd over {n_seeds} split seeds (SER = the loop the selection "
-               "pairs kept):")
+    over = f"mean ± sd over {n_seeds} split seeds" if n_seeds > 1 else "one split"
+    caption = f"Held-out pairwise accuracy %, {over} (SER = the loop the selection pairs kept):"
     header = ("| set | seed % | seed-only RM | SER RM | 100%-label RM | gap closed | SER − seed-only per split | "
               "loop kept |")
     lines = [caption, "", header, "|---|---:|---:|---:|---:|---:|---|---|"]

@@ -21,3 +21,4 @@ def test_summary_averages_split_seeds_and_measures_the_gap_closed():
     table = summary_table([low, high], 2)
     assert "| sst2 | 1 | 71.0 ± 1.4 | 75.0 ± 1.4 | 86.0 ± 1.4 | 27% | +6.0, +2.0 | 1, 1 |" in table
     assert "n/a (no gap)" in table
+    assert "| sst2 | 1 | 71.0 | 75.0 | 86.0 | 27% |" in summary_table([low], 1)  # one split: no spread shown
