@@ -46,6 +46,9 @@ class SERConfig:
                                                                   "pairs to reuse (checked by fingerprint)"))
     backend: str = field(default="common_rm", metadata=_h("common_rm (common.train.rm) | frozen_encoder"))
     rm: dict = field(default_factory=dict, metadata=_h("backend settings: RMConfig fields, or EncoderHeadSettings"))
+    rm_launcher: str | None = field(default=None, metadata=_h("common_rm: command that starts each loop's RM stage "
+                                                              "as its own processes, e.g. 'accelerate launch "
+                                                              "--num_processes 8'; null = in this process"))
     rm_model: str | None = field(default=None, metadata=_h("common_rm: replaces rm.model_name_or_path (the scripts "
                                                            "pass the SFT run); frozen_encoder keeps its encoder"))
     pool_source: str = field(default="pairs", metadata=_h("pairs (re-score the dataset's pairs, upstream code) | "

@@ -285,7 +285,7 @@ def run_ser(cfg: SERConfig, backend: RewardBackend | None = None) -> dict:
     out = Path(cfg.output_dir)
     run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite)
     settings = backend_settings(cfg, out)
-    backend = backend or build_backend(cfg.backend, settings)
+    backend = backend or build_backend(cfg.backend, settings, cfg.rm_launcher)
     state = run_loop(cfg, backend, out)
     full, full_model = full_label_baseline(cfg, backend, out) if cfg.full_label_baseline else (None, None)
     trained = [r for r in state["loops"] if r["trained"]]

@@ -38,10 +38,11 @@ class CommonRMBackend:
     Pairs longer than ``max_length`` are dropped by the RM stage, which counts them.
     """
 
-    def __init__(self, settings: dict):
+    def __init__(self, settings: dict, launcher: str | None = None):
         self.settings = dict(settings)
         if "model_name_or_path" not in self.settings:
             raise UserError("ser.rm.model_name_or_path is required for ser.backend common_rm (usually the SFT model)")
+        self.launcher = launcher
         self._scorer: tuple[str, object] | None = None
 
     def train(self, pairs: list[dict], out_dir: Path, init_from: Path | None) -> dict:
@@ -61,8 +62,26 @@ class CommonRMBackend:
                 raise UserError("ser.retrain_from previous continues a full RM; with ser.rm.use_lora true use "
                                 "retrain_from initial (or merge the adapter with common.merge_lora first)")
             values["model_name_or_path"] = str(init_from)
-        metrics = train_rm(build_dataclass(RMConfig, values, "ser.rm"))
+        cfg = build_dataclass(RMConfig, values, "ser.rm")  # checked here, before any process starts
+        metrics = train_rm(cfg) if self.launcher is None else self._launch(values, out_dir)
         return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+
+    def _launch(self, values: dict, out_dir: Path) -> dict:
+        """The RM stage as its own process group (``ser.rm_launcher``, e.g. ``accelerate launch --num_processes 8``),
+        so a loop driven from one process can train each RM on every GPU; the recipe goes through a YAML file."""
+        import json
+        import shlex
+        import subprocess
+
+        import yaml
+
+        recipe = out_dir.parent / f"{out_dir.name}_rm.yaml"
+        recipe.write_text(yaml.safe_dump({"rm": values}, sort_keys=False))
+        command = [*shlex.split(self.launcher), "-m", "common.train.rm", "--config", str(recipe), "--section", "rm"]
+        done = subprocess.run(command, check=False)
+        if done.returncode != 0:
+            raise UserError(f"ser.rm_launcher: {' '.join(command)} exited with {done.returncode} (its output is above)")
+        return json.loads((out_dir / "metrics.json").read_text())
 
     def score(self, model_dir: Path, prompts: list[str], responses: list[str]) -> np.ndarray:
         """Raw rewards, encoded exactly as the RM stage encodes its training texts (``score_texts``)."""
@@ -108,7 +127,11 @@ def ppo_reward_fields(backend: str, settings: dict, model_dir: str) -> dict:
     raise UserError(f"ser.backend {backend!r} has no PPO reward; known: {sorted(REWARD_BACKENDS)}")
 
 
-def build_backend(name: str, settings: dict) -> RewardBackend:
+def build_backend(name: str, settings: dict, launcher: str | None = None) -> RewardBackend:
     if name not in REWARD_BACKENDS:
         raise UserError(f"ser.backend {name!r} is not one of {sorted(REWARD_BACKENDS)}")
-    return REWARD_BACKENDS[name](settings)
+    if launcher is None:
+        return REWARD_BACKENDS[name](settings)
+    if name != "common_rm":
+        raise UserError(f"ser.rm_launcher starts the LM reward model stage; backend {name!r} trains in process")
+    return CommonRMBackend(settings, launcher)

@@ -7,6 +7,9 @@ RUNS=${RUNS:-runs}
 MODEL=${MODEL:-$(basename "$CONFIG" .yaml)}
 DATASET=${DATASET:-hh}
 PY=${PY:-python}
+# LAUNCH starts the SFT stage (e.g. "accelerate launch --config_file multi_node.yaml"); RM_LAUNCH, when set, starts
+# every RM the loop trains the same way (ser.rm_launcher). Data, loop driver, scoring and PPO run as one process.
+LAUNCH=${LAUNCH:-$PY}
 OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
 OUT=$RUNS/ser/$MODEL/$DATASET
 # run_if_needed DIR CMD...: skip a stage whose run folder already finished (metrics.json), unless OVERWRITE=true

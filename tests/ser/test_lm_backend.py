@@ -6,7 +6,7 @@ import json
 import pytest
 
 from common.artifacts import write_jsonl
-from common.config import load_config
+from common.config import UserError, load_config
 from ser.loop import SERConfig, run_ser
 
 pytestmark = pytest.mark.slow
@@ -56,3 +56,23 @@ def test_lora_lm_rm_loop_then_ppo_with_the_kept_adapter(tmp_path, tiny_llama):
     assert ppo_cfg.reward_models[0]["adapter"] == metrics["final_model"]
     out = train_ppo(ppo_cfg)
     assert 0.0 < out["reward_first"] < 1.0  # σ(r) of the LoRA RM
+
+
+def test_rm_launcher_trains_each_loop_rm_in_its_own_process(tmp_path, tiny_llama):
+    import sys
+
+    pairs = tmp_path / "pairs.jsonl"
+    write_jsonl(pairs, [{"prompt": f"Is {i} even?", "chosen": "yes" if i % 2 == 0 else "no",
+                         "rejected": "no" if i % 2 == 0 else "yes"} for i in range(30)])
+    rm = {"model_name_or_path": tiny_llama, "num_train_epochs": 1, "per_device_train_batch_size": 8,
+          "max_length": 48, "report_to": "none", "save_steps": 100000}
+    cfg = SERConfig(output_dir=str(tmp_path / "loop"), dataset="jsonl", data_path=str(pairs), heldout_size=6,
+                    selection_size=6, seed_fraction=0.4, max_loops=0, backend="common_rm", rm=rm,
+                    full_label_baseline=False, rm_launcher=f"{sys.executable} -X utf8")
+    metrics = run_ser(cfg)
+    run = json.loads((tmp_path / "loop" / "loop_0" / "model" / "run.json").read_text())
+    assert run["argv"][0].endswith("common/train/rm.py")  # `python -m common.train.rm`, not this pytest process
+    assert (tmp_path / "loop" / "loop_0" / "model_rm.yaml").is_file()
+    assert 0.0 <= metrics["seed_only_accuracy"] <= 1.0
+    with pytest.raises(UserError, match="exited with"):
+        run_ser(SERConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "bad"), "rm_launcher": "false"}))
