@@ -49,9 +49,13 @@ def browser(tmp_path):
 
 
 def test_invite_link_rank_reload_keeps_the_answer(browser, tmp_path):
-    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.common.exceptions import (
+        NoAlertPresentException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     write_jsonl(tmp_path / "tasks.jsonl", TASKS)
     conn = store.connect(tmp_path / "a.db")
@@ -69,11 +73,14 @@ def test_invite_link_rank_reload_keeps_the_answer(browser, tmp_path):
         browser.get(f"{base}/a/{token}/")
         assert "0 / 2 answered" in browser.find_element(By.ID, "progress-text").text
         browser.find_element(By.LINK_TEXT, f"Task {position}").click()
+        # a click starts a navigation without waiting for it: wait for the next page before reading it
+        wait = WebDriverWait(browser, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+        wait.until(lambda d: d.find_element(By.ID, "rank_A"))
         wanted = {"script": "1", "css": "1", "vague": "3"}  # two equally good, one worse
         for label, cid in zip("ABC", shown):
             Select(browser.find_element(By.ID, f"rank_{label}")).select_by_value(wanted[cid])
         browser.find_element(By.ID, "submit").click()
-        assert "1 / 2 answered" in browser.find_element(By.ID, "progress-text").text
+        wait.until(lambda d: "1 / 2 answered" in d.find_element(By.ID, "progress-text").text)
 
         browser.get(f"{base}/a/{token}/task/{position}")
         browser.refresh()
