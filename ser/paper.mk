@@ -6,7 +6,7 @@ SER_PIPELINE = $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/01_sft.sh && $(ca
   for rm in seed ser full; do RM=$$rm $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/03_ppo.sh || exit 1; done && \
   $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/04_eval.sh
 
-.PHONY: ser-tiny ser-fidelity ser-fidelity-finetuned ser-llama3 ser-mistral ser-llama2-13b ser-llama2-70b
+.PHONY: ser-tiny ser-fidelity ser-fidelity-finetuned ser-policy-fidelity ser-llama3 ser-mistral ser-llama2-13b ser-llama2-70b
 
 ser-tiny: $(PREPARED) ## whole SER pipeline on the embedded models + tiny SST-2-style pairs (SFT, loop, PPO x3, judge); ends with the summary
 	$(call SER_PIPELINE,tiny,sst2,1)
@@ -18,6 +18,11 @@ ser-fidelity: $(PREPARED) ## SER on hh-rlhf + SST-2 pairs, seed 1/5/15%, MiniLM 
 ser-fidelity-finetuned: $(PREPARED) ## SER on SST-2 pairs with MiniLM fine-tuned every loop (common_rm backend, one split; ~25 min CPU)
 	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity_finetuned data_root=$(or $(SHARED_DATA),../shared/data) \
 	  backend=common_rm datasets=sst2 seeds=42 $(if $(filter true,$(OVERWRITE)),--overwrite true)
+
+ser-policy-fidelity: $(PREPARED) ## PPO (SmolLM2) on the seed/SER/100% RMs of ser-fidelity at 1 %, graded by ser-fidelity-finetuned's RM (run both first)
+	HF_HUB_OFFLINE=1 $(PY) -m ser.policy_fidelity rl_config=ser/configs/policy_fidelity.yaml \
+	  ser_loop=$(RUNS)/ser/fidelity/sst2/seed_1pct/split_42 gold_loop=$(RUNS)/ser/fidelity_finetuned/sst2/seed_1pct/split_42 \
+	  output_dir=$(RUNS)/ser/policy_fidelity $(if $(filter true,$(OVERWRITE)),--overwrite true)
 
 ser-llama3: $(INSTALLED) ## SER on Meta-Llama-3-8B: SFT, seed RM, SER loop, PPO x3 (seed/SER/full RM), judge (DATASET=hh|...)
 	$(call SER_PIPELINE,llama3)

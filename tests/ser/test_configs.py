@@ -7,7 +7,8 @@ import pytest
 from common.config import build_dataclass, load_config, read_yaml
 from ser.loop import SERConfig
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "ser" / "configs").glob("*.yaml"))
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[2] / "ser" / "configs").glob("*.yaml")
+                 if p.stem != "policy_fidelity")  # the policy experiment's PPO settings only (checked below)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -48,3 +49,10 @@ def test_real_recipes_follow_the_upstream_settings():
     assert (rl.lora_r, rl.learning_rate, rl.rollout_batch_size, rl.mini_batch_size, rl.ppo_epochs) == \
         (16, 1.4e-5, 8, 1, 4)
     assert (rl.kl_coef, rl.kl_target, rl.response_length_range) == (0.2, 0.1, [32, 128])
+
+
+def test_policy_fidelity_recipe_builds():
+    from ser.ppo import SERPPOConfig
+
+    rl = load_config(SERPPOConfig, CONFIGS[0].parent / "policy_fidelity.yaml", "rl")
+    assert rl.reward_combine == "ser.ppo_reward:ser_sigmoid" and rl.use_lora and rl.lora_r == 16
