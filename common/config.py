@@ -184,6 +184,11 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def help_meta(text: str) -> dict[str, str]:
+    """``field(metadata=help_meta("..."))``: the text ``field_help`` prints for that field under ``--help``."""
+    return {"help": text}
+
+
 def field_help(cls: type) -> str:
     """One line per field (name, type, default, first docstring line of the field comment) for ``--help``."""
     hints = typing.get_type_hints(cls)

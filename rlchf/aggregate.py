@@ -28,14 +28,11 @@ import numpy as np
 
 from common.artifacts import RunDir, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.config import help_meta as _help
 from rlchf.rank import position_stats
 from rlchf.voting import SWFS, Profile, aggregate, kendalls_w
 
 PAIR_RULES = ("best_vs_worst", "top_vs_each")
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

@@ -18,13 +18,10 @@ from typing import Any
 
 from common.artifacts import RunDir, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.config import help_meta as _help
 from rlchf.personas import build_generator_from
 
 LABELS = "ABCDEFGHIJ"  # display labels; K is at most their number
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 def prompt_id_of(record: dict) -> str:
@@ -35,7 +32,6 @@ def prompt_id_of(record: dict) -> str:
 
 def as_messages(prompt: str | list[dict]) -> list[dict]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-
 
 
 @dataclass

@@ -22,12 +22,9 @@ from typing import Any
 
 from common.artifacts import RunDir, atomic_write_text, read_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.config import help_meta as _help
 
 COLUMNS = ("acc_amb", "acc_dis", "s_dis", "s_amb", "unknown_rate", "heldout_pref_acc", "n_pairs")
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

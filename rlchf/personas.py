@@ -28,6 +28,7 @@ from typing import Any
 
 from common.artifacts import RunDir, atomic_write_text, write_jsonl
 from common.config import ConfigError, UserError, build_dataclass, stage_cli
+from common.config import help_meta as _help
 
 DEMOGRAPHIC_FIELDS = ("sex", "age", "nationality", "social_class")
 # [CODE] scripts/generate_personas.py: the value lists upstream draws from, each uniformly.
@@ -51,10 +52,6 @@ ENRICH_PROMPT = (
     "Answer with only a JSON object with the keys \"persona\" (the description), \"sex\", \"age\", \"nationality\" "
     "and \"social_class\" (the traits exactly as given above)."
 )
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

@@ -30,6 +30,7 @@ from typing import Any
 
 from common.artifacts import RunDir, read_jsonl, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.config import help_meta as _help
 from common.structured import ParseError, ask_structured
 from rlchf.candidates import LABELS, as_messages
 from rlchf.guided import LoglikScorer, guided_answers, pairwise_answers, ranking_answers
@@ -53,10 +54,6 @@ RANKING_END_GUIDED = ("Rank all {k} responses from best to worst from your perso
 PAIRWISE_END_GUIDED = ("Based on your evaluation, select the most helpful response: A, B, or C if both are equally "
                        "helpful. Reply with only the answer as <Ans>X</Ans>.")
 JUDGE_MODES = ("generate", "loglik")
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 def transcript(prompt: str | list[dict]) -> str:

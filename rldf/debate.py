@@ -33,6 +33,7 @@ from typing import Any
 
 from common.artifacts import RunDir, read_jsonl, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.config import help_meta as _h
 from common.generation import GenerationConfig, build_generator
 from common.structured import ask_structured
 from rldf.bias_types import BiasType, get_bias_type
@@ -50,10 +51,6 @@ from rldf.topics import generate_topics
 
 DEFAULT_ROUNDS = {"teacher": 2, "self": 3}  # [CODE]
 REFEREE_MODES = ("generate", "loglik")
-
-
-def _h(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

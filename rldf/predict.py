@@ -17,16 +17,13 @@ from typing import Any
 
 from common.artifacts import RunDir, write_jsonl
 from common.config import ConfigError, stage_cli
+from common.config import help_meta as _h
 from common.data import load_records
 from common.eval.bbq import BBQEvalConfig, evaluate_bbq
 from common.generation import GenerationConfig, build_generator
 from rldf.bias_types import get_bias_type
 
 BBQ_KEYS = ("acc_amb", "acc_dis", "s_dis", "s_amb", "n_unparseable")
-
-
-def _h(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

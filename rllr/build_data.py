@@ -26,6 +26,7 @@ from typing import Any
 
 from common.artifacts import RunDir, write_jsonl
 from common.config import ConfigError, stage_cli
+from common.config import help_meta as _h
 from rllr.rationales import (
     LexiconRationaleWriter,
     LLMRationaleJudge,
@@ -33,10 +34,6 @@ from rllr.rationales import (
     check_rationale,
 )
 from rllr.tasks import TASKS, get_task, load_examples, response_text, task_prompt
-
-
-def _h(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

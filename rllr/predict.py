@@ -18,12 +18,9 @@ from typing import Any
 
 from common.artifacts import RunDir, read_jsonl, write_jsonl
 from common.config import ConfigError, stage_cli
+from common.config import help_meta as _h
 from common.eval.nlu import classification_scores, parse_label, regression_scores
 from rllr.tasks import get_task
-
-
-def _h(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

@@ -7,13 +7,10 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from common.config import ConfigError
+from common.config import help_meta as _h
 from ser.filter import STATUS_SCHEDULES, FilterThresholds
 
 POOL_SOURCES = ("pairs", "generate")
-
-
-def _h(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

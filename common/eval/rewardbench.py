@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 from common.artifacts import REPO_ROOT, RunDir, atomic_write_text, iter_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.config import help_meta as _help
 
 log = logging.getLogger(__name__)
 
@@ -327,10 +328,6 @@ def score_all(records: list[dict], scorer: PairScorer, cache_path: Path, batch_s
 
 # ---------------------------------------------------------------------------------------------------------------
 # The stage.
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.config import ConfigError, UserError
+from common.config import help_meta as _help
 from common.generation.cache import GenerationCache, request_key, seed_from_key
 
 BACKENDS = ("hf", "vllm", "openai")
@@ -22,10 +23,6 @@ SAMPLING_KEYS = ("temperature", "top_p", "max_new_tokens", "seed")
 
 class GenerationError(UserError):
     """A generation backend cannot do its job (bad key, unknown model, dead endpoint); one line, never the key."""
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

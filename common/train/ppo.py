@@ -31,13 +31,10 @@ import torch
 
 from common.artifacts import RunDir, atomic_write_text, read_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.config import help_meta as _h
 from common.models import load_tokenizer
 from common.train import ppo_core as core
 from common.train import ppo_models as pm
-
-
-def _h(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

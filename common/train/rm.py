@@ -26,6 +26,7 @@ from torch import Tensor
 
 from common.artifacts import RunDir, write_jsonl
 from common.config import ConfigError, stage_cli
+from common.config import help_meta as _help
 from common.losses import PAIR_TERMS, bt_loss, get_pair_term, reward_centering_term
 from common.models import load_reward_model, load_tokenizer
 from common.templates import render_prompt, render_response
@@ -34,10 +35,6 @@ from common.train import last_checkpoint, resolve_report_to  # shared with sft.p
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 # Decoders whose attention keeps packed sequences apart when position_ids restart at 0 (transformers >= 5 masks).
 PACKABLE_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text"})
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 from common.artifacts import RunDir
 from common.config import ConfigError, stage_cli
+from common.config import help_meta as _help
 from common.data import DataSpec, split_records
 from common.models import load_causal_lm, load_tokenizer, torch_dtype
 from common.templates import encode_prompt_response, template_names
@@ -30,10 +31,6 @@ from common.train import (
     resolve_report_to,
     save_final,
 )
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass
