@@ -63,9 +63,7 @@ class FrozenEncoderHead:
 
     def embed(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         """(N, d) embeddings of the SER texts, computing only the ones not cached yet."""
-        return self.embed_texts([QUESTION_ANSWER.format(q=q, a=a) for q, a in zip(prompts, responses, strict=True)])
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        texts = [QUESTION_ANSWER.format(q=q, a=a) for q, a in zip(prompts, responses, strict=True)]
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         missing = {k: t for k, t in zip(keys, texts) if k not in self._cache}
         if missing:
@@ -115,7 +113,7 @@ def _load_head(model_dir: Path) -> np.ndarray:
     return np.asarray(json.loads((Path(model_dir) / "head.json").read_text())["w"], dtype=np.float32)
 
 
-_PPO_HEADS: dict[tuple, FrozenEncoderHead] = {}
+_PPO_HEADS: dict[tuple, tuple[FrozenEncoderHead, np.ndarray]] = {}
 
 
 def ppo_reward(prompts: list[str], responses: list[str], head_dir: str, encoder: str = "embedded:all-minilm-l6-v2",
@@ -123,14 +121,14 @@ def ppo_reward(prompts: list[str], responses: list[str], head_dir: str, encoder:
     """Raw head score r(q, a) of policy samples, for ``common.train.ppo`` (``reward_function``).
 
     PPO prompts are already ``"Question: {q}\\n\\nAnswer: "`` (``ser.prepare_data``), so prompt + response is the exact
-    text the head was trained on; a bare question is wrapped in that format first. The encoder is loaded once per
-    process; policy samples are not cached on disk (they are new every step).
+    text the head was trained on; a bare question is wrapped in that format first. The encoder and the head are loaded
+    once per process (this runs every PPO step); policy samples are not cached (they are new every step).
     """
-    key = (encoder, max_length)
+    key = (encoder, max_length, head_dir)
     if key not in _PPO_HEADS:
-        _PPO_HEADS[key] = FrozenEncoderHead({"model_name_or_path": encoder, "max_length": max_length})
-    head = _PPO_HEADS[key]
+        _PPO_HEADS[key] = (FrozenEncoderHead({"model_name_or_path": encoder, "max_length": max_length}),
+                           _load_head(Path(head_dir)))
+    head, w = _PPO_HEADS[key]
     texts = [p + a if p.endswith(ANSWER_CUE) else QUESTION_ANSWER.format(q=p, a=a)
              for p, a in zip(prompts, responses, strict=True)]
-    vectors = head.encode(texts)
-    return (vectors @ _load_head(Path(head_dir))).tolist()
+    return (head.encode(texts) @ w).tolist()

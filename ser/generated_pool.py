@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.config import build_dataclass
-from ser.encoder_head import QUESTION_ANSWER
+from ser.reward_backends import question_header
 
 DEFAULT_SAMPLING = {"template": "plain", "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 128}  # [CODE] top_p 1
 
@@ -27,7 +27,7 @@ def generate_pool(pool: list[dict], generator: dict, cache_path: Path, seed: int
 
     settings = {**DEFAULT_SAMPLING, "seed": seed, **generator, "cache_path": str(cache_path)}
     gen = build_generator(build_dataclass(GenerationConfig, settings, "ser.generator"))
-    conversations = [[{"role": "user", "content": QUESTION_ANSWER.format(q=p["prompt"], a="")}] for p in pool]
+    conversations = [[{"role": "user", "content": question_header(p["prompt"])}] for p in pool]
     answers = gen.chat(conversations, n=2, desc="SER pool: two new responses per prompt")
     items = []
     for item, (a, b) in zip(pool, answers):

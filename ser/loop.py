@@ -36,7 +36,7 @@ from ser.config import SERConfig
 from ser.filter import select_confident, statuses_for_round
 from ser.loop_report import write_report
 from ser.pairs import SERSplit, load_pairs, split_seed_pool_heldout
-from ser.reward_backends import RewardBackend, build_backend
+from ser.reward_backends import REWARD_BACKENDS, RewardBackend, build_backend, ppo_reward_fields
 
 STATE_VERSION = 2
 
@@ -280,8 +280,6 @@ def run_ser(cfg: SERConfig, backend: RewardBackend | None = None) -> dict:
     ``reward_models`` in metrics.json names the seed-only, SER and 100%-label RM folders with the PPO reward fields
     that score with each (``ser.ppo`` reads them).
     """
-    from ser.reward_backends import REWARD_BACKENDS, ppo_reward_fields
-
     out = Path(cfg.output_dir)
     run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite)
     settings = backend_settings(cfg, out)

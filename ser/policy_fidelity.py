@@ -22,9 +22,8 @@ import numpy as np
 from common.artifacts import RunDir, atomic_write_text, read_jsonl, write_jsonl
 from common.config import UserError, build_dataclass, load_config, read_yaml, stage_cli
 from ser.config import SERConfig
-from ser.encoder_head import ANSWER_CUE
 from ser.loop import backend_settings
-from ser.reward_backends import build_backend, question_header
+from ser.reward_backends import build_backend, question_header, question_of
 
 POLICIES = ("seed", "ser", "full")
 
@@ -89,7 +88,7 @@ def run_policy_fidelity(cfg: PolicyFidelityConfig) -> dict:
             backend="hf", model=model, template=rl.template, temperature=cfg.temperature,
             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, cache_path=str(out / f"answers_{name}.jsonl")))
         answers = gen.chat([[{"role": "user", "content": p}] for p in prompts], n=cfg.samples, desc=f"{name} answers")
-        flat_prompts = [_question(p) for p, row in zip(prompts, answers) for _ in row]
+        flat_prompts = [question_of(p) for p, row in zip(prompts, answers) for _ in row]
         flat_answers = [a for row in answers for a in row]
         scores[name] = 1.0 / (1.0 + np.exp(-gold.score(gold_dir, flat_prompts, flat_answers)))
 
@@ -108,13 +107,6 @@ def run_policy_fidelity(cfg: PolicyFidelityConfig) -> dict:
     return run.finish({"rows": rows, "ser_minus_full_gold": by["ser"]["gold_mean"] - by["full"]["gold_mean"],
                        "ser_minus_seed_gold": by["ser"]["gold_mean"] - by["seed"]["gold_mean"]},
                       key_metric="ser_minus_full_gold")
-
-
-def _question(prompt: str) -> str:
-    """The question inside a PPO prompt ("Question: {q}\\n\\nAnswer: "), as the gold backend formats it itself."""
-    if prompt.startswith("Question: ") and prompt.endswith(ANSWER_CUE):
-        return prompt[len("Question: "): -len(ANSWER_CUE)]
-    return prompt
 
 
 def _table(rows: list[dict], n_prompts: int, samples: int) -> str:

@@ -31,6 +31,12 @@ def question_header(q: str) -> str:
     return QUESTION_ANSWER.format(q=q, a="")
 
 
+def question_of(prompt: str) -> str:
+    """The inverse of ``question_header``: ``{q}`` of a SER prompt; any other text is returned as it is."""
+    head, tail = question_header("\0").split("\0")
+    return prompt[len(head): -len(tail)] if prompt.startswith(head) and prompt.endswith(tail) else prompt
+
+
 class CommonRMBackend:
     """``common.train.rm`` (BT, optional LoRA) for training; the trained model's own scorer for pointwise rewards.
 

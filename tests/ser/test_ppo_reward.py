@@ -41,6 +41,9 @@ def test_the_head_reward_scores_ppo_samples_exactly_as_the_loop_scored_pairs(tmp
         got = ppo_reward([prompt] * 2, answers, **fields["reward_function_kwargs"])
         assert got == pytest.approx(loop_scores.tolist(), abs=1e-5)
     assert got[0] > got[1]
+    from ser.reward_backends import question_of
+
+    assert question_of(question_header("Review a film.")) == "Review a film." and question_of("bare") == "bare"
 
 
 def test_lm_reward_fields_point_at_the_adapter_or_the_full_rm():
