@@ -41,6 +41,10 @@ from common.train import ppo_models as pm
 class PPOConfig:
     """Settings of the ``rl`` stage. Defaults marked [CODE] are TRL 0.7's PPOConfig defaults (RLLR's and SER's stack)."""
 
+    # --- engine
+    engine: str = field(default="ours", metadata=_h(
+        "ours (this module: one process, CPU / one GPU) | verl (FSDP + vLLM rollouts on Ray, several GPUs and "
+        "nodes; common/train/verl_engine.py)"))
     # --- model and data
     model: str = field(default="", metadata=_h("policy init (hub id, folder, embedded:<name>); also the reference"))
     template: str = field(default="tokenizer", metadata=_h("chat template (common/templates.py) for prompts"))
@@ -125,6 +129,21 @@ class PPOConfig:
     overwrite: bool = field(default=False, metadata=_h("replace a previous run in output_dir"))
     report_to: str = field(default="none", metadata=_h("none | wandb (offline unless WANDB_MODE says otherwise)"))
     logging_steps: int = field(default=1, metadata=_h("console/wandb every N steps (log.jsonl gets every step)"))
+    # --- verl engine only (engine: verl); everything above is translated to verl's keys by common.verl_bridge
+    gpus_per_node: int = field(default=1, metadata=_h("verl: GPUs per node (NUM_GPUS)"))
+    num_nodes: int = field(default=1, metadata=_h("verl: nodes of the Ray cluster (start Ray on each node first)"))
+    rollout_tensor_parallel: int = field(default=1, metadata=_h("verl: vLLM tensor-parallel size of the rollouts"))
+    rollout_gpu_memory_utilization: float = field(default=0.5, metadata=_h(
+        "verl: share of each GPU vLLM may take for rollouts"))
+    fsdp_offload: bool = field(default=False, metadata=_h("verl: offload FSDP parameters and optimizer state to CPU"))
+    reward_device: str = field(default="auto", metadata=_h(
+        "verl: device of the reward server (auto: cuda:0 if present, else cpu)"))
+    reward_host: str = field(default="127.0.0.1", metadata=_h(
+        "verl: address the reward server listens on and verl's reward workers call (a node IP for several nodes)"))
+    verl_python: str | None = field(default=None, metadata=_h(
+        "verl: interpreter of the verl environment (default $VERL_PYTHON, else .venv-verl/bin/python)"))
+    verl_overrides: list[str] = field(default_factory=list, metadata=_h(
+        "verl: extra hydra overrides ('section.key=value'), applied last and validated like the rest"))
 
     def __post_init__(self):
         def bad(key: str, msg: str):
@@ -134,6 +153,8 @@ class PPOConfig:
             bad("model", "required: the policy to train (hub id, folder or embedded:<name>)")
         if not self.dataset:
             bad("dataset", "required: the prompt records (local file or hub id)")
+        if self.engine not in ("ours", "verl"):
+            bad("engine", f"{self.engine!r} is not one of ['ours', 'verl']")
         if self.algorithm not in ("ppo", "remax"):
             bad("algorithm", f"{self.algorithm!r} is not one of ['ppo', 'remax']")
         if self.value_model == "reward_model" and not self.reward_models and self.algorithm == "ppo":
