@@ -41,6 +41,7 @@ from common.train.rm import (
     lora_config,
     numeric_extra_columns,
     resolve_report_to,
+    trained_weights_dtype,
 )
 
 
@@ -326,7 +327,10 @@ def build_dpo_trainer(cfg: DPOConfig, train_records: list[dict], eval_records: l
     check_pair_term_columns(cfg, extras)
     rows, at_max = encode_pairs(train_records, tokenizer, cfg, extras)
     eval_rows, eval_at_max = encode_pairs(eval_records or [], tokenizer, cfg, extras)
-    model = load_causal_lm(cfg.model_name_or_path, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+    # full fine-tuning without DeepSpeed trains float32 weights (autocast via the bf16 flag); the reference stays in
+    # cfg.dtype (see trained_weights_dtype)
+    model = load_causal_lm(cfg.model_name_or_path, dtype=trained_weights_dtype(cfg),
+                           trust_remote_code=cfg.trust_remote_code)
     check_padding_free(cfg, model)
     collator = DPOCollator(tokenizer.pad_token_id, tuple(extras), cfg.padding_free)
     if cfg.use_lora:

@@ -246,6 +246,68 @@ class Rollout:
                           for f in dataclasses.fields(self)})
 
 
+class MasterWeights:
+    """fp32 master copies of a model's trainable bf16/fp16 parameters: the optimiser steps these, never the
+    half-precision weights themselves (AdamW on bf16 loses every update below bf16's resolution, 2^-8 relative:
+    lr · update ≈ 1e-5 on a weight of 0.02 rounds straight back to the old value, and its moments are bf16 too).
+
+    Why master copies rather than fp32 weights + torch.autocast: the models stay in cfg.dtype, so sampling, π_old,
+    π_ref and the training forward all run the same half-precision network (π = π_ref exactly at step 0, generation
+    at half-precision speed, the reference needs no fp32 copy) and only the optimiser changes; memory per trainable
+    parameter is about the same either way (2 model + 4 master + 4 grad + 8 Adam bytes, vs 4 + 4 + 8).
+
+    Each backward's half-precision gradient is added into the master's fp32 ``.grad`` by a hook the moment it is
+    accumulated, and the half gradient freed, so gradient accumulation and clipping happen in fp32. After the
+    optimiser step ``copy_to_model`` rounds the masters back into the model. Trainable parameters already in fp32
+    (LoRA adapters: PEFT keeps them in float32 over a half-precision base) are stepped directly, without a copy.
+    float16 has no loss scaling here: prefer bfloat16.
+    """
+
+    HALF = (torch.bfloat16, torch.float16)
+
+    def __init__(self, model: torch.nn.Module):
+        self.params: list[torch.Tensor] = []  # what the optimiser steps, in model.parameters() order
+        self.pairs: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (half-precision param, its fp32 master)
+        for p in model.parameters():
+            if not p.requires_grad:
+                continue
+            if p.dtype in self.HALF:
+                master = p.detach().float().requires_grad_(True)
+                p.register_post_accumulate_grad_hook(self._accumulate_into(master))
+                self.pairs.append((p, master))
+                self.params.append(master)
+            else:
+                self.params.append(p)
+
+    @staticmethod
+    def _accumulate_into(master: torch.Tensor):
+        def hook(p: torch.Tensor) -> None:
+            if master.grad is None:
+                master.grad = p.grad.float()
+            else:
+                master.grad.add_(p.grad)
+            p.grad = None
+
+        return hook
+
+    @torch.no_grad()
+    def copy_to_model(self) -> None:
+        for p, master in self.pairs:
+            p.copy_(master)
+
+    def state_dict(self) -> list[torch.Tensor]:
+        return [master for _, master in self.pairs]
+
+    @torch.no_grad()
+    def load_state_dict(self, masters: list[torch.Tensor]) -> None:
+        if len(masters) != len(self.pairs):
+            raise UserError(f"checkpoint holds {len(masters)} master weights, the model has {len(self.pairs)} "
+                            "half-precision trainable parameters: it was written by a different model or dtype")
+        for (_, master), saved in zip(self.pairs, masters):
+            master.copy_(saved)
+        self.copy_to_model()
+
+
 class PPOTrainer:
     def __init__(self, cfg: PPOConfig, tokenizer, policy, ref, critic, reward_source, device: torch.device):
         self.cfg, self.tok, self.policy, self.ref, self.critic = cfg, tokenizer, policy, ref, critic
@@ -378,23 +440,27 @@ class PPOTrainer:
         groups = [(self.policy, cfg.learning_rate)]
         if self.critic is not None:
             groups.append((self.critic, cfg.critic_learning_rate or cfg.learning_rate))
-        self.models = [m for m, _ in groups]
-        self.optimizers = [torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr,
-                                             weight_decay=cfg.weight_decay) for m, lr in groups]
+        self.masters = [MasterWeights(m) for m, _ in groups]  # fp32 copies of bf16/fp16 weights (see the class)
+        self.optimizers = [torch.optim.AdamW(mw.params, lr=lr, weight_decay=cfg.weight_decay)
+                           for mw, (_, lr) in zip(self.masters, groups)]
         self.schedulers = [get_scheduler(cfg.lr_scheduler, o, num_warmup_steps=cfg.warmup_steps,
                                          num_training_steps=n_opt) for o in self.optimizers]
 
     def optimizer_step(self) -> None:
-        for model, opt, sched in zip(self.models, self.optimizers, self.schedulers):
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], self.cfg.max_grad_norm)
+        for mw, opt, sched in zip(self.masters, self.optimizers, self.schedulers):
+            torch.nn.utils.clip_grad_norm_(mw.params, self.cfg.max_grad_norm)  # fp32 grads
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+            mw.copy_to_model()
 
     def state_dict(self, step: int) -> dict[str, Any]:
+        # master_weights: the checkpointed models are the rounded half-precision copies; resuming from them alone
+        # would drop the masters' low bits, so the fp32 masters travel with the optimiser state.
         return {"step": step, "kl_ctl": self.kl_ctl.state_dict(), "score_stats": self.score_stats.state_dict(),
                 "optimizers": [o.state_dict() for o in self.optimizers],
                 "schedulers": [s.state_dict() for s in self.schedulers],
+                "master_weights": [mw.state_dict() for mw in self.masters],
                 "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
@@ -402,7 +468,10 @@ class PPOTrainer:
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.score_stats.load_state_dict(state["score_stats"])
         for obj, sd in zip(self.optimizers + self.schedulers, state["optimizers"] + state["schedulers"]):
-            obj.load_state_dict(sd)
+            obj.load_state_dict(sd)  # an older checkpoint's bf16 Adam moments are cast to the fp32 masters' dtype
+        # older checkpoints have no master weights: the masters keep the values read from the checkpoint's models
+        for mw, masters in zip(self.masters, state.get("master_weights") or []):
+            mw.load_state_dict(masters)
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():

@@ -363,10 +363,38 @@ def build_rm_trainer(cfg: RMConfig, train_records: list[dict], trainer_class: ty
     if not rows:
         raise ConfigError(f"rm.max_length: all {len(train_records)} training pairs are longer than {cfg.max_length} "
                           "tokens; raise max_length")
-    model = load_reward_model(cfg.model_name_or_path, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
-                              pad_token_id=tokenizer.pad_token_id)
+    model = load_reward_model(cfg.model_name_or_path, dtype=trained_weights_dtype(cfg),
+                              trust_remote_code=cfg.trust_remote_code, pad_token_id=tokenizer.pad_token_id)
     trainer = rm_trainer_from_rows(cfg, model, tokenizer, rows, extras, trainer_class)
     return trainer, len(train_records) - len(rows)
+
+
+def trained_weights_dtype(cfg: PairStageConfig) -> str:
+    """Load dtype of the model a pair stage trains. The optimiser must step float32 weights (AdamW on bf16 weights
+    rounds every update below 2^-8 relative away), with the Trainer's bf16 flag running forwards under autocast on
+    GPU. So cfg.dtype only where the weights are frozen (a LoRA base; PEFT keeps the adapters in float32) or
+    DeepSpeed keeps fp32 master weights itself; full fine-tuning otherwise loads float32."""
+    return cfg.dtype if (cfg.use_lora or cfg.deepspeed) else "float32"
+
+
+def upcast_trained_half_params(model) -> int:
+    """Trainable bf16/fp16 parameters -> float32, for a LoRA model over a half-precision base: the LoRA matrices
+    are float32 already, but PEFT's modules_to_save copy (an RM's score head) keeps the base's dtype, and AdamW on it
+    would lose its small updates. Its input is cast to float32 to match (under the Trainer's autocast the matmul
+    still runs in bf16). Returns how many tensors were upcast."""
+    def to_fp32(module, args):
+        return tuple(a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
+
+    n = 0
+    for module in model.modules():
+        half = [p for p in module.parameters(recurse=False)
+                if p.requires_grad and p.dtype in (torch.bfloat16, torch.float16)]
+        for p in half:
+            p.data = p.data.float()
+        if half:
+            module.register_forward_pre_hook(to_fp32)
+            n += len(half)
+    return n
 
 
 def rm_trainer_from_rows(cfg: RMConfig, model, tokenizer, rows: list[dict], extras: list[str],
@@ -389,12 +417,15 @@ def rm_trainer_from_rows(cfg: RMConfig, model, tokenizer, rows: list[dict], extr
         # we tokenise and length-filter ourselves (to count drops) and keep the extra columns for the loss
         max_length=None, remove_unused_columns=False,
     )
-    return (trainer_class or pairwise_reward_trainer_class())(
+    trainer = (trainer_class or pairwise_reward_trainer_class())(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
         data_collator=PairCollator(tokenizer.pad_token_id, tuple(extras), cfg.padding_free),
         peft_config=lora_config(cfg, "SEQ_CLS") if cfg.use_lora else None,
         pair_term=cfg.pair_term, center_coef=cfg.center_rewards_coefficient,
     )
+    if cfg.use_lora and not cfg.deepspeed:  # DeepSpeed keeps fp32 masters (and ZeRO-3 wants one dtype)
+        upcast_trained_half_params(trainer.model)
+    return trainer
 
 
 def _epoch_eval_callback(tokenizer, records: list[dict], cfg: RMConfig, log: list[dict]):

@@ -135,8 +135,12 @@ def build_model(cfg: SFTConfig) -> Any:
     kwargs: dict[str, Any] = {}
     if cfg.load_in_4bit:
         kwargs["quantization_config"] = quantization_config_4bit(torch_dtype(cfg.dtype))
-    # Half-precision training is a GPU feature (autocast + fp32 master weights); on CPU we train in float32.
-    dtype = cfg.dtype if torch.cuda.is_available() else "float32"
+    # Half-precision training is a GPU feature: the Trainer's bf16/fp16 flag runs forwards under autocast, and the
+    # optimiser must step float32 weights (AdamW on bf16 weights rounds every update below 2^-8 relative away). So
+    # the weights load in cfg.dtype only where they are frozen (the LoRA / 4-bit base; PEFT keeps the adapters in
+    # float32) or DeepSpeed keeps fp32 master weights itself; else in float32. On CPU we train in float32.
+    half_ok = torch.cuda.is_available() and (cfg.use_lora or cfg.load_in_4bit or bool(cfg.deepspeed))
+    dtype = cfg.dtype if half_ok else "float32"
     model = load_causal_lm(cfg.model_name_or_path, dtype=dtype, trust_remote_code=cfg.trust_remote_code, **kwargs)
     if not cfg.use_lora:
         return model

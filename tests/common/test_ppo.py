@@ -13,7 +13,7 @@ from common.artifacts import read_jsonl
 from common.config import UserError
 from common.rewards import FunctionReward
 from common.train import ppo_core as core
-from common.train.ppo import PPOConfig, train_ppo
+from common.train.ppo import PPOConfig, PPOTrainer, train_ppo
 from common.train.ppo_models import response_mask_from_eos
 
 # --- math ------------------------------------------------------------------------------------------------------
@@ -190,3 +190,119 @@ def test_resume_continues_from_the_latest_checkpoint(tiny_llama, prompt_file, tm
     assert log[2]["kl_coef"] == pytest.approx(saved["kl_ctl"]["value"])  # the controller state came back
     assert metrics["steps"] == 3
     assert (out / "checkpoints" / "step-000003").is_dir() and not (out / "checkpoints" / "step-000001").exists()
+
+
+# --- precision: fp32 master weights under a bf16 model -----------------------------------------------------------
+
+
+def _optimizer_only_trainer(model, **kw):
+    """A PPOTrainer with just what setup_optimizers / optimizer_step read (no tokenizer, data or reward)."""
+    trainer = PPOTrainer.__new__(PPOTrainer)
+    trainer.cfg = PPOConfig(model="unused", dataset="unused", **kw)
+    trainer.policy, trainer.critic = model, None
+    trainer.setup_optimizers(total_steps=1)
+    return trainer
+
+
+def _bf16_unit_weight() -> torch.nn.Linear:
+    layer = torch.nn.Linear(1, 1, bias=False).to(torch.bfloat16)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    return layer
+
+
+def test_tiny_updates_survive_in_the_fp32_master_and_reach_the_bf16_weight():
+    # AdamW with a constant gradient moves a weight by lr per step: 1e-4 here, far below bf16's spacing at 1.0
+    # (2^-8 below it), so each bf16 step rounds back to 1.0; the master accumulates them.
+    lr, n = 1e-4, 100
+    layer = _bf16_unit_weight()
+    trainer = _optimizer_only_trainer(layer, learning_rate=lr)
+    (master,) = trainer.masters[0].params
+    assert master.dtype == torch.float32 and master is not layer.weight
+    for _ in range(n):
+        layer.weight.sum().backward()
+        assert layer.weight.grad is None and master.grad.dtype == torch.float32  # the grad moved to the master
+        trainer.optimizer_step()
+    assert master.item() == pytest.approx(1.0 - n * lr, rel=1e-5)
+    assert layer.weight.dtype == torch.bfloat16
+    assert layer.weight.item() == master.to(torch.bfloat16).item() != 1.0  # the model got the rounded master
+    assert layer.weight.item() == pytest.approx(1.0 - n * lr, abs=2**-8)
+
+    plain = _bf16_unit_weight()  # what the optimiser did before: AdamW on the bf16 weight itself
+    opt = torch.optim.AdamW(plain.parameters(), lr=lr, weight_decay=0.0)
+    for _ in range(n):
+        plain.weight.sum().backward()
+        opt.step()
+        opt.zero_grad()
+    assert plain.weight.item() == 1.0  # all n updates lost
+
+
+def test_gradients_accumulate_in_fp32_and_lora_adapters_need_no_copy():
+    layer = _bf16_unit_weight()
+    trainer = _optimizer_only_trainer(layer, learning_rate=1e-4)
+    (master,) = trainer.masters[0].params
+    layer.weight.sum().backward()
+    (layer.weight * 1e-3).sum().backward()  # in bf16, 1.0 + 0.001 rounds back to 1.0
+    assert master.grad.item() == pytest.approx(1.0 + 1e-3, rel=1e-4)
+
+    fp32_adapter = torch.nn.Linear(1, 1, bias=False)  # already float32: stepped directly, no master copy
+    mixed = torch.nn.ModuleDict({"base": _bf16_unit_weight().requires_grad_(False), "adapter": fp32_adapter})
+    trainer = _optimizer_only_trainer(mixed)
+    assert trainer.masters[0].params == [fp32_adapter.weight] and trainer.masters[0].pairs == []
+
+
+def _bf16_kw(**kw):
+    return {"algorithm": "ppo", "dtype": "bfloat16", "learning_rate": 1e-3, "ppo_epochs": 1, "rollout_batch_size": 4,
+            "mini_batch_size": 2, "max_new_tokens": 4, "save_steps": 1, **kw}
+
+
+def _state(out, step):
+    return torch.load(out / "checkpoints" / f"step-{step:06d}" / "trainer_state.pt", weights_only=False)
+
+
+def _policy_weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_bf16_ppo_runs_and_resumes_exactly_from_its_master_weights(tiny_llama, prompt_file, tmp_path):
+    import shutil
+
+    reward = FunctionReward(lambda p, r: [float(len(x)) / 10 for x in r])
+    a, b = tmp_path / "straight", tmp_path / "resumed"
+    train_ppo(_cfg(tiny_llama, prompt_file, a, **_bf16_kw(total_steps=3)), reward_source=reward)
+    train_ppo(_cfg(tiny_llama, prompt_file, b, **_bf16_kw(total_steps=2)), reward_source=reward)
+    old = tmp_path / "old-checkpoint"  # as written before master weights existed
+    shutil.copytree(b, old)
+    state = _state(old, 2)
+    del state["master_weights"]
+    torch.save(state, old / "checkpoints" / "step-000002" / "trainer_state.pt")
+    train_ppo(_cfg(tiny_llama, prompt_file, b, resume=True, **_bf16_kw(total_steps=3)), reward_source=reward)
+
+    masters = _state(a, 3)["master_weights"]
+    assert [len(m) for m in masters] == [20, 21]  # every trainable tensor of policy (tied embeddings) and critic
+    assert all(t.dtype == torch.float32 for m in masters for t in m)
+    assert any(not torch.equal(t, t.to(torch.bfloat16).float()) for t in masters[0])  # more than the bf16 model holds
+    assert _policy_weights(a / "policy")["model.layers.0.self_attn.q_proj.weight"].dtype == torch.bfloat16
+    assert read_jsonl(a / "log.jsonl") == read_jsonl(b / "log.jsonl")
+    for x, y in zip(masters, _state(b, 3)["master_weights"], strict=True):
+        assert all(torch.equal(s, t) for s, t in zip(x, y, strict=True))
+    wa, wb = _policy_weights(a / "policy"), _policy_weights(b / "policy")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    # an older checkpoint (no master weights) still resumes: the masters start from its bf16 models
+    train_ppo(_cfg(tiny_llama, prompt_file, old, resume=True, **_bf16_kw(total_steps=3)), reward_source=reward)
+    assert [r["step"] for r in read_jsonl(old / "log.jsonl")] == [1, 2, 3]
+
+
+def test_bf16_lora_ppo_steps_fp32_adapters_and_a_master_of_the_critic_head(tiny_llama, prompt_file, tmp_path):
+    out = tmp_path / "lora"
+    reward = FunctionReward(lambda p, r: [float(len(x)) / 10 for x in r])
+    train_ppo(_cfg(tiny_llama, prompt_file, out, **_bf16_kw(use_lora=True, total_steps=2, save_steps=0)),
+              reward_source=reward)
+    state = _state(out, 2)
+    policy_masters, critic_masters = state["master_weights"]
+    assert policy_masters == []  # PEFT keeps the adapters in float32 over the bf16 base
+    assert len(critic_masters) == 1 and critic_masters[0].shape[0] == 1  # the critic's score head (modules_to_save)
+    assert all(v["exp_avg"].dtype == torch.float32 for o in state["optimizers"] for v in o["state"].values())
