@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED := 1
 INSTALLED := $(VENV)/.installed
 PREPARED  := $(VENV)/.models-prepared
 
-.PHONY: help install models demo test lint clean
+.PHONY: help install install-gpu gpu-plan models demo test lint clean
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z0-9_.%-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -33,6 +33,14 @@ $(INSTALLED): pyproject.toml
 	@touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with every CPU extra (torch CPU build without a GPU)
+
+install-gpu: ## GPU machine: .venv with every paper extra + gpu (deepspeed, vllm), keeping the machine's CUDA torch (FORCE=1: no GPU check)
+	$(if $(HAS_GPU)$(filter 1,$(FORCE)),,$(error install-gpu needs a CUDA machine (nvidia-smi not found or lists no GPU); FORCE=1 installs anyway))
+	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=$(EXTRAS) HAS_GPU=$(HAS_GPU) FORCE=$(FORCE) bash envs/install_gpu.sh
+	@touch $(INSTALLED)
+
+gpu-plan: $(INSTALLED) ## print the GPU memory plan of every full-scale target (GPU_MEM=80 GiB per card; README "GPU plan")
+	$(PY) -m common.gpu_plan --gpu-mem $(or $(GPU_MEM),80)
 
 $(PREPARED): $(INSTALLED) common/models.py
 	HF_HUB_OFFLINE=1 $(PY) -m common.models prepare

@@ -8,7 +8,7 @@ PCRM_FID         = $(RUNS)/pcrm/fidelity
 
 # tiny: all five RM variants; DPO, PPO and the judge for len_rat only (each policy stage is a few processes)
 pcrm-tiny: $(PREPARED) ## PCRM on the embedded models: data, SFT, all five RM variants (table), PCRM-DPO, PPO, eval
-	CONFIG=$(PCRM_TINY_CFG) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=tiny POLICY_VARIANTS=len_rat \
+	HF_HUB_OFFLINE=1 CONFIG=$(PCRM_TINY_CFG) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=tiny POLICY_VARIANTS=len_rat \
 	  bash pcrm/scripts/run_all.sh
 
 pcrm-llama2: $(PREPARED) ## PCRM on Llama-2-7B, both tasks and all variants (TASK=dialogue|tldr VARIANT=... to narrow)

@@ -35,6 +35,27 @@ def test_conda_env_matches_pyproject_extra(paper):
     assert f"-e ..[{paper}]" in pip
 
 
+@pytest.mark.parametrize("paper", PAPERS)
+def test_gpu_conda_env_matches_pyproject_paper_and_gpu_extras(paper):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    expected = set(project["dependencies"]) | set(extras[paper]) | set(extras["gpu"])
+    assert {"deepspeed", "vllm"} <= {re.split(r"[<>=!~ \[]", d)[0] for d in extras["gpu"]}
+    env = yaml.safe_load((ROOT / "envs" / f"{paper}-gpu.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = {p for p in pip if not p.startswith("-e")}
+    assert listed == expected, f"envs/{paper}-gpu.yml differs from pyproject [{paper},gpu]: {listed ^ expected}"
+    assert f"-e ..[{paper},gpu]" in pip
+
+
+def test_install_gpu_refuses_without_a_gpu_in_one_line():
+    done = subprocess.run(["make", "--no-print-directory", "install-gpu", "HAS_GPU=", "FORCE="], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and not done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "install-gpu needs a CUDA machine" in lines[0] and "FORCE=1" in lines[0]
+
+
 def _defined_targets() -> set[str]:
     makefiles = [ROOT / "Makefile", *ROOT.glob("*/paper.mk"), *ROOT.glob("bench/*.mk")]
     targets = set()

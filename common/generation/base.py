@@ -65,6 +65,11 @@ class GenerationConfig:
     dtype: str = field(default="float32", metadata=_help("hf/vllm weights dtype: float32, bfloat16, float16"))
     device: str | None = field(default=None, metadata=_help("hf: torch device; None = cuda when available"))
     trust_remote_code: bool = field(default=False, metadata=_help("hf/vllm: allow a model's own code"))
+    tensor_parallel_size: int = field(default=1, metadata=_help(
+        "vllm: GPUs one engine shards the model over (tensor parallelism; a 70B bf16 model needs 4 x 80 GB, see "
+        "`python -m common.gpu_plan`); must divide the model's attention heads"))
+    gpu_memory_utilization: float = field(default=0.9, metadata=_help(
+        "vllm: share of each GPU's memory the engine may take for weights + KV cache, in (0, 1] (vLLM's default)"))
     progress: bool = field(default=True, metadata=_help("show a tqdm progress bar"))
 
     def __post_init__(self) -> None:
@@ -79,6 +84,9 @@ class GenerationConfig:
             (self.max_retries >= 0, "max_retries", ">= 0"),
             (self.backoff_s >= 0 and self.backoff_max_s >= 0, "backoff_s", ">= 0 (and backoff_max_s >= 0)"),
             (self.timeout_s > 0, "timeout_s", "> 0"),
+            (isinstance(self.tensor_parallel_size, int) and self.tensor_parallel_size >= 1, "tensor_parallel_size",
+             "an integer >= 1"),
+            (0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization", "in (0, 1]"),
         ]
         for ok, name, allowed in checks:
             if not ok:

@@ -3,7 +3,8 @@
 Prompts are rendered and tokenised exactly as for the hf backend (same template, same BOS rule) and handed over as
 token ids, so both backends see identical inputs. Each engine call takes ``batch_size`` prompts (use hundreds; vLLM
 batches internally) and its answers are cached before the next call starts. Per-request seeds come from the cache
-keys, so a rerun draws the same samples.
+keys, so a rerun draws the same samples. ``tensor_parallel_size`` shards one engine over that many GPUs (a model too
+big for one card, e.g. RLCHF's 70B persona writer); ``gpu_memory_utilization`` is the share of each card it takes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ VLLM_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", 
                "float16": "float16", "fp16": "float16", "auto": "auto"}
 
 
+def engine_kwargs(cfg: GenerationConfig, model_path: str) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.LLM``: model, dtype, seed, remote code, tensor parallelism, memory share."""
+    if cfg.dtype not in VLLM_DTYPES:
+        raise UserError(f"GenerationConfig.dtype = {cfg.dtype!r}: vllm takes one of {sorted(VLLM_DTYPES)}")
+    return {"model": model_path, "dtype": VLLM_DTYPES[cfg.dtype], "seed": cfg.seed or 0,
+            "trust_remote_code": cfg.trust_remote_code, "tensor_parallel_size": cfg.tensor_parallel_size,
+            "gpu_memory_utilization": cfg.gpu_memory_utilization}
+
+
 class VLLMGenerator(Generator):
     def __init__(self, cfg: GenerationConfig):
         super().__init__(cfg)
@@ -28,10 +38,7 @@ class VLLMGenerator(Generator):
                             "machine); on CPU use backend: hf, or backend: openai against `vllm serve`") from None
         from common.models import resolve_model
 
-        if cfg.dtype not in VLLM_DTYPES:
-            raise UserError(f"GenerationConfig.dtype = {cfg.dtype!r}: vllm takes one of {sorted(VLLM_DTYPES)}")
-        self.llm = LLM(model=resolve_model(cfg.model), dtype=VLLM_DTYPES[cfg.dtype], seed=cfg.seed or 0,
-                       trust_remote_code=cfg.trust_remote_code)
+        self.llm = LLM(**engine_kwargs(cfg, resolve_model(cfg.model)))
         self.tokenizer = self.llm.get_tokenizer()
         self.stop_ids = stop_token_ids(self.tokenizer)
 

@@ -9,7 +9,8 @@ VARIANTS=${VARIANTS:-${VARIANT:-baseline len_rat cos_sim random fixed}}
 PY=${PY:-python}
 OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
 ROOT=$RUNS/pcrm/$MODEL/$TASK
-export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+# Hub access follows the caller's HF_HUB_OFFLINE: full-scale runs download datasets and models; the tiny and
+# fidelity make targets set HF_HUB_OFFLINE=1 themselves.
 # The paper ran DPO and PPO for baseline, len_rat and cos_sim only [CODE]; POLICY_VARIANTS narrows further
 POLICY_VARIANTS=${POLICY_VARIANTS:-$(for v in $VARIANTS; do case $v in baseline|len_rat|cos_sim) echo -n "$v ";; esac; done)}
 # run_if_needed DIR CMD...: skip a stage whose run folder already finished (metrics.json), unless OVERWRITE=true

@@ -11,7 +11,8 @@ OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
 MW=$([ "${OVERWRITE:-false}" = true ] && echo "--overwrite" || true)
 ROOT=$RUNS/rllr/$MODEL/${TASK//,/+}
 MODES=${MODES:-rlhf rllr rllr_mixed}
-export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+# Hub access follows the caller's HF_HUB_OFFLINE: full-scale runs download datasets and models; the tiny and
+# fidelity make targets set HF_HUB_OFFLINE=1 themselves.
 # trust_remote_code for the merge step, read from the recipe's sft_wrat section (ChatGLM3, Baichuan2)
 TRC=$($PY -c "import yaml,sys; c=yaml.safe_load(open('$CONFIG')); print('--trust-remote-code' if c['sft_wrat'].get('trust_remote_code') else '')")
 # run_if_needed DIR CMD...: skip a stage whose run folder already finished (metrics.json), unless OVERWRITE=true
