@@ -25,10 +25,11 @@ table. Nothing is downloaded and nothing runs on a GPU:
     adds the policy's bf16 weights / rollout tensor-parallel size; its KV cache lives in the headroom (verl frees it
     while training).
   - engine ``ours`` (common.train.ppo) and trainers without DeepSpeed (plain HF Trainer, DDP) hold whole models on
-    every GPU: 2 bytes per frozen bf16 parameter, 16 per trainable one (bf16 weight 2 + bf16 grad 2 + fp32 master 4 +
-    Adam moments 8: the ZeRO paper's mixed-precision Adam count; our pure-bf16 AdamW needs 8, so this is an upper
-    bound). PPO holds policy, reference (the LoRA-disabled policy under LoRA), critic and reward models; ReMax the
-    same without the critic.
+    every GPU: 2 bytes per frozen bf16 parameter; 16 per trainable fp32 one (weight 4 + grad 4 + Adam moments 8: LoRA
+    adapters, and full fine-tuning without DeepSpeed, which loads float32 and autocasts); 18 per trainable bf16
+    parameter of engine ours (bf16 weight 2 + fp32 master 4 + fp32 grad 4 + Adam 8: ppo.MasterWeights). PPO holds
+    policy, reference (the LoRA-disabled policy under LoRA), critic and reward models; ReMax the same without the
+    critic.
   - vLLM generation: bf16 weights / tensor-parallel size.
 - "GPUs needed": the smallest count among 1, 2, 4, 8, then whole nodes of 8, whose per-GPU model states fit in
   ``gpu_mem x (1 - headroom)``; the headroom (default 25 %: 20 of 80 GiB) is left for activations (with gradient
@@ -58,7 +59,8 @@ GiB = 2**30
 NODE = 8
 GPU_COUNTS = (1, 2, 4, 8, *(NODE * k for k in range(2, 65)))  # then whole nodes of 8, up to 64 nodes
 TP_SIZES = (1, 2, 4, 8)  # tensor parallelism stays inside one node
-TRAINABLE_BYTES = 16  # bf16 weight + bf16 grad + fp32 master + Adam m, v (ZeRO paper, mixed-precision Adam)
+TRAINABLE_BYTES = 16  # an fp32 trainable param: weight 4 + grad 4 + Adam m, v 8 (LoRA adapters; no-ZeRO trainers)
+MASTER_BYTES = 18  # a bf16 trainable param of engine ours: bf16 weight 2 + fp32 master 4 + fp32 grad 4 + Adam 8
 
 # ---------------------------------------------------------------------------------------------------------------
 # Architectures: the values of each hub model's config.json that decide its parameter count.
@@ -464,9 +466,9 @@ def _stage_rows(plan: Plan, kind: str, target: str, section: str, model: str, v:
     stage = f"RL {'PPO' if ppo else 'ReMax'}: " + ", ".join(parts)
     trained = _trained(lora, v["lora_r"], v["lora_target_modules"], t_pol, c.model_type)
     # engine ours: one process, whole models on one GPU
-    ours = (w * c.total + TRAINABLE_BYTES * t_pol if lora else TRAINABLE_BYTES * c.total + w * c.total)
+    ours = (w * c.total + TRAINABLE_BYTES * t_pol if lora else MASTER_BYTES * c.total + w * c.total)
     if ppo:
-        ours += (w * rm_total + TRAINABLE_BYTES * t_crit) if lora else TRAINABLE_BYTES * rm_total
+        ours += (w * rm_total + TRAINABLE_BYTES * t_crit) if lora else MASTER_BYTES * rm_total
     ours += n_rms * w * rm_total
     rows = [Row(stage=stage, params=c.total, trained=trained, engine="ours (1 process)", gib=ours / GiB,
                 gpus=1 if plan.fits(ours) else None, why="" if plan.fits(ours) else "one GPU only", **common)]

@@ -110,6 +110,14 @@ def test_engine_ours_is_whole_models_in_bf16_plus_16_bytes_per_trainable_param(t
     assert ours.engine.startswith("ours") and ours.gpus == 1 and ours.gib == pytest.approx(expected / GiB)
 
 
+def test_engine_ours_full_model_counts_fp32_masters_of_the_bf16_policy(table):
+    """rldf-llama2 ReMax, full policy: 18 bytes per trained bf16 param (2 model + 4 master + 4 grad + 8 Adam),
+    the reference and the RM in bf16."""
+    c = gp.model_counts("meta-llama/Llama-2-7b-chat-hf")
+    ours = next(r for r in table["rldf-llama2"] if r.kind == "rl" and "ReMax" in r.stage and r.engine.startswith("ours"))
+    assert ours.gpus is None and ours.gib == pytest.approx((18 * c.total + 2 * c.total + 2 * c.rm_total) / GiB)
+
+
 def test_every_full_scale_config_has_a_make_target_and_a_table_row(table):
     configs = {f"{paper}-{p.stem}" for paper in gp.PAPERS for p in (ROOT / paper / "configs").glob("*.yaml")
                if p.stem not in ("tiny", "fidelity", "policy_fidelity")}
