@@ -189,39 +189,51 @@ class LocalServer:
     def __enter__(self) -> Self:
         cmd = [sys.executable, "-m", "common.serve", "--model", self.model, "--port", "0",
                "--template", self.template]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", **self.env)
+        env = {"HF_HUB_OFFLINE": "1", **self.env}
         if self.api_key is not None:
             env["COMMON_SERVE_API_KEY"] = self.api_key  # via the environment, not argv (visible in `ps`)
-        root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
-        found: list[str] = []
-        reader = threading.Thread(target=lambda: found.extend(self._ready_line()), daemon=True)
-        reader.start()
-        reader.join(self.startup_timeout_s)
-        if not found:
-            status = self.proc.poll()
-            self.__exit__()
-            why = f"exited with status {status} (see its stderr above)" if status is not None else (
-                f"did not start within {self.startup_timeout_s}s")
-            raise RuntimeError(f"common.serve for {self.model} {why}")
-        self.base_url = found[0]
+        self.proc, self.base_url = spawn_server(cmd, env, self.startup_timeout_s, f"common.serve for {self.model}")
         return self
 
-    def _ready_line(self) -> list[str]:
-        assert self.proc is not None and self.proc.stdout is not None, "server process must be started"
-        for line in self.proc.stdout:
+    def __exit__(self, *exc: object) -> None:
+        stop_server(self.proc)
+
+
+def spawn_server(cmd: list[str], env: dict[str, str], timeout_s: float, what: str) -> tuple[subprocess.Popen, str]:
+    """Start a server subprocess in the repository root and wait for its ready line ("... at http://HOST:PORT...");
+    returns the process and the URL. A server that exits or stays silent is stopped and reported in one line."""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(cmd, cwd=root, env=dict(os.environ, PYTHONUNBUFFERED="1", **env),
+                            stdout=subprocess.PIPE, text=True)
+
+    def ready_line() -> list[str]:
+        assert proc.stdout is not None, "server process must have a stdout pipe"
+        for line in proc.stdout:
             if " at http://" in line:
                 return [line.rsplit(" at ", 1)[1].strip()]
         return []
 
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.extend(ready_line()), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    if not found:
+        status = proc.poll()
+        stop_server(proc)
+        why = f"exited with status {status} (see its stderr above)" if status is not None else (
+            f"did not start within {timeout_s}s")
+        raise RuntimeError(f"{what} {why}")
+    return proc, found[0]
+
+
+def stop_server(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
