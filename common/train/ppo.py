@@ -142,6 +142,8 @@ class PPOConfig:
         "verl: address the reward server listens on and verl's reward workers call (a node IP for several nodes)"))
     verl_python: str | None = field(default=None, metadata=_h(
         "verl: interpreter of the verl environment (default $VERL_PYTHON, else .venv-verl/bin/python)"))
+    verl_dry_run: bool = field(default=False, metadata=_h(
+        "verl: write the data, reward spec and verl config, check them with verl, then stop"))
     verl_overrides: list[str] = field(default_factory=list, metadata=_h(
         "verl: extra hydra overrides ('section.key=value'), applied last and validated like the rest"))
 
@@ -516,6 +518,13 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
 
     if reward_source is None and not cfg.reward_models and not cfg.reward_function:
         raise ConfigError("rl.reward_models: no reward source; set reward_models and/or reward_function")
+    if cfg.engine == "verl":
+        if reward_source is not None:
+            raise ConfigError("rl.engine: verl scores through the reward server, which builds the reward from the "
+                              "config; an in-process reward_source needs engine: ours")
+        from common.train.verl_engine import train_verl
+
+        return train_verl(cfg)
     out = Path(cfg.output_dir)
     run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     resume_dir = _prepare_output(cfg, out)
