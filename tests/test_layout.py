@@ -48,6 +48,19 @@ def test_gpu_conda_env_matches_pyproject_paper_and_gpu_extras(paper):
     assert f"-e ..[{paper},gpu]" in pip
 
 
+def test_verl_conda_env_matches_pyproject_rl_verl_gpu_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    expected = set(project["dependencies"]) | set(extras["rl-verl-gpu"])
+    env = yaml.safe_load((ROOT / "envs" / "rl-verl.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert {p for p in pip if not p.startswith("-e")} == expected
+    assert "-e ..[rl-verl-gpu]" in pip
+    # the CPU environment (config checks) and the GPU one run the same verl release
+    pins = {re.sub(r"\[.*\]", "", d) for d in extras["rl-verl"] + extras["rl-verl-gpu"] if d.startswith("verl")}
+    assert len(pins) == 1, pins
+
+
 def test_install_gpu_refuses_without_a_gpu_in_one_line():
     done = subprocess.run(["make", "--no-print-directory", "install-gpu", "HAS_GPU=", "FORCE="], cwd=ROOT,
                           capture_output=True, text=True, check=False)
