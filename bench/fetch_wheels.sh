@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Download (here, where PyPI answers) the wheels the GPU machine lacks into .whl/ (git-ignored), for Python 3.12 on
-# x86-64, as /work/.library/device/README.md describes. The GPU image already has torch, accelerate, peft, pyarrow,
+# x86-64, as the device tool's README describes (the lent GPU machine is offline). The GPU image already has torch, accelerate, peft, pyarrow,
 # pandas, xxhash, tokenizers and huggingface-hub; it lacks TRL, datasets (+ dill, multiprocess) and Liger, and its
 # transformers (5.17) is older than the one our code is tested on (5.24). trl 1.12.0 is the PPO baseline: bench.ppo
 # installs it alone into .cache/bench/trl-1.12.0 from this folder (bench/gpu.sh keeps it out of the main install).

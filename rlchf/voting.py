@@ -2,7 +2,8 @@
 
 Conitzer et al. (arXiv 2404.10271) argue that collective feedback should be aggregated by a social welfare function
 (SWF) rather than by pooling; upstream RLCHF implements none, so every rule here is ours, written from the textbook
-definitions in /work/shared/papers.md §3.
+definitions (Brandt, Conitzer, Endriss, Lang and Procaccia (eds.), Handbook of Computational Social Choice, 2016;
+Schulze 2011 for Schulze's method; Tideman 1987 for ranked pairs).
 
 Ballots. A ballot ranks candidates ``0..K-1`` best first as a list whose items are a candidate or a list of
 candidates that the voter finds equally good (``[2, [0, 1]]`` = 2 > 0 ~ 1). Candidates a ballot leaves out are
