@@ -19,6 +19,21 @@ export PYTHONUNBUFFERED := 1
 INSTALLED := $(VENV)/.installed
 PREPARED  := $(VENV)/.models-prepared
 
+# Full-scale targets (<paper>-<model>) start the SFT / RM / DPO trainers with LAUNCH, one process per GPU; recipes that
+# set global_batch_size keep upstream's global batch at any NUM_GPUS (each run's run.json records the batch layout).
+# RL_ENGINE (ours | verl) overrides the RL stage's engine: default the recipe's rl*.engine, else ours. Several nodes:
+# LAUNCH="accelerate launch --config_file <multi-node.yaml>" or a deepspeed hostfile launch (common/README.md).
+# The tiny and fidelity targets keep one plain $(PY) process per stage.
+NUM_GPUS ?= $(if $(HAS_GPU),$(shell nvidia-smi -L | grep -c '^GPU'),1)
+LAUNCH   ?= $(PY) -m accelerate.commands.launch --num_processes $(NUM_GPUS)
+# $(call rl_engine,<recipe>): RL_ENGINE if given, else the `engine:` of the recipe's rl* sections, else ours
+rl_engine = $(or $(RL_ENGINE),$(call rl_engine_pick,$(1),$(shell awk '/^[^ \#]/ {rl = /^rl/} \
+  rl && /^  engine:/ {v = $$2; gsub(/["\047]/, "", v); print v}' $(1) | sort -u)))
+rl_engine_pick = $(if $(word 2,$(2)),$(error $(1): rl sections name different engines ($(2)); choose one with \
+  RL_ENGINE=...),$(or $(2),ours))
+# $(call LAUNCH_ENV,<recipe>): the launcher settings a full-scale target hands its stage scripts
+LAUNCH_ENV = LAUNCH="$(LAUNCH)" NUM_GPUS=$(NUM_GPUS) RL_ENGINE=$(call rl_engine,$(1))
+
 .PHONY: help install install-gpu gpu-plan models demo test lint clean
 
 help: ## list every target with what it does

@@ -1,7 +1,8 @@
 """Files that stages leave behind: atomic writes, jsonl records, and the run folder every stage writes.
 
 A run folder (``runs/<paper>/<model>/<stage>/``) always holds ``config.yaml`` (the resolved stage config),
-``run.json`` (git commit, seed, command line, versions, wall time) and, once the stage finished, ``metrics.json``.
+``run.json`` (git commit, seed, command line, versions, wall time; trainer stages add ``batch``: per-device batch,
+world size, accumulation, global batch) and, once the stage finished, ``metrics.json``.
 A finished run is never overwritten silently: rerunning into it needs ``overwrite: true`` (or ``resume: true``
 for stages that can continue).
 """
@@ -146,6 +147,14 @@ class RunDir:
         if seed is not None:
             set_seed(seed)
         return run
+
+    def record(self, **fields: Any) -> None:
+        """Add (or replace) top-level fields of ``run.json``, e.g. ``batch`` (the layout a trainer resolved). Every
+        process of a launch may call it with the same values: each rewrite is atomic and keeps the other fields."""
+        path = self.path / "run.json"
+        info = json.loads(path.read_text()) if path.exists() else {}
+        info.update(fields)
+        atomic_write_json(path, info)
 
     def finish(self, metrics: dict[str, Any], key_metric: str | None = None) -> dict[str, Any]:
         """Write ``metrics.json`` (plus wall time, and which metric the results table should show)."""

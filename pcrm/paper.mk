@@ -11,10 +11,11 @@ pcrm-tiny: $(PREPARED) ## PCRM on the embedded models: data, SFT, all five RM va
 	HF_HUB_OFFLINE=1 CONFIG=$(PCRM_TINY_CFG) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=tiny POLICY_VARIANTS=len_rat \
 	  bash pcrm/scripts/run_all.sh
 
+# llama2: SFT, RM variants and DPO start under LAUNCH (NUM_GPUS processes), PPO with RL_ENGINE (Makefile)
 pcrm-llama2: $(PREPARED) ## PCRM on Llama-2-7B, both tasks and all variants (TASK=dialogue|tldr VARIANT=... to narrow)
 	CONFIG=pcrm/configs/llama2.yaml RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=llama2 \
 	  TASKS="$(or $(TASK),dialogue tldr)" VARIANTS="$(or $(VARIANT),baseline len_rat cos_sim random fixed)" \
-	  bash pcrm/scripts/run_all.sh
+	  $(call LAUNCH_ENV,pcrm/configs/llama2.yaml) bash pcrm/scripts/run_all.sh
 
 pcrm-fidelity: $(PREPARED) ## PCRM RM variants on HH-RLHF and SST-2 pairs, MiniLM RM on CPU (~20 min): margins vs accuracy
 	HF_HUB_OFFLINE=1 $(PY) -m pcrm.data --config $(PCRM_FID_CFG) --section data_sst2 output_dir=$(PCRM_FID)/sst2/data $(PCRM_OVERWRITE)

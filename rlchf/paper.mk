@@ -16,10 +16,11 @@ rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 16 HH promp
 	CONFIG=rlchf/configs/fidelity.yaml OUT=$(RUNS)/rlchf/fidelity \
 	  ROWS="gold swf_borda swf_plurality" SFT_ROWS="" HF_HUB_OFFLINE=1 $(RLCHF_RUN)
 
+# Full-scale targets: DPO and SFT start under LAUNCH (NUM_GPUS processes, Makefile); RLCHF has no RL stage.
 rlchf-llama3: $(INSTALLED) ## RLCHF on Llama-3.1-8B-Instruct; judge gemma-3-27b-it at OPENAI_BASE_URL (start vLLM first)
 	CONFIG=rlchf/configs/llama3.yaml OUT=$(RUNS)/rlchf/llama3 ROWS="gold $(RLCHF_SWF_ROWS)" SFT_ROWS="gold swf_borda" \
-	  $(RLCHF_RUN)
+	  LAUNCH="$(LAUNCH)" NUM_GPUS=$(NUM_GPUS) $(RLCHF_RUN)
 
 rlchf-qwen2.5: $(INSTALLED) ## RLCHF on Qwen2.5-7B-Instruct; judge gemma-3-27b-it at OPENAI_BASE_URL (start vLLM first)
 	CONFIG=rlchf/configs/qwen2.5.yaml OUT=$(RUNS)/rlchf/qwen2.5 ROWS="gold $(RLCHF_SWF_ROWS)" SFT_ROWS="gold swf_borda" \
-	  $(RLCHF_RUN)
+	  LAUNCH="$(LAUNCH)" NUM_GPUS=$(NUM_GPUS) $(RLCHF_RUN)

@@ -1,7 +1,9 @@
 # RLDF (arXiv 2404.10160): multi-role debates as feedback for bias mitigation. MODE=self|teacher picks the data mode,
 # ALGO=ppo|remax overrides rl.algorithm (config default: remax, as the released code), STAGES="02_rm 05_rl" a subset.
+# Full-scale targets: RM and SFT start under LAUNCH (NUM_GPUS processes), RL with RL_ENGINE (Makefile).
 RLDF_MODE      = $(or $(MODE),self)
-RLDF_RUN       = RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODE=$(RLDF_MODE) ALGO=$(ALGO) STAGES="$(STAGES)"
+RLDF_RUN       = MODEL=$(1) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODE=$(RLDF_MODE) ALGO=$(ALGO) \
+                 STAGES="$(STAGES)" $(call LAUNCH_ENV,rldf/configs/$(1).yaml)
 RLDF_REMOTE    = @test "$(TRUST_REMOTE_CODE)" = true || { echo "error: $(1) runs its own code from the hub; rerun \
 with TRUST_REMOTE_CODE=true to allow it" >&2; exit 2; }
 
@@ -12,18 +14,18 @@ rldf-tiny: $(PREPARED) ## RLDF every stage on SmolLM2: teacher debates via a loc
 	  MODE=teacher SERVE_TEACHER=embedded:smollm2-135m-instruct bash rldf/scripts/run_all.sh
 
 rldf-llama2: $(INSTALLED) ## RLDF on Llama-2-7b-chat (MODE=self|teacher, ALGO=remax|ppo)
-	MODEL=llama2 $(RLDF_RUN) bash rldf/scripts/run_all.sh
+	$(call RLDF_RUN,llama2) bash rldf/scripts/run_all.sh
 
 rldf-chatglm3: $(INSTALLED) ## RLDF on ChatGLM3-6B (needs TRUST_REMOTE_CODE=true; MODE, ALGO as rldf-llama2)
 	$(call RLDF_REMOTE,THUDM/chatglm3-6b)
-	MODEL=chatglm3 TRUST_REMOTE_CODE=true $(RLDF_RUN) bash rldf/scripts/run_all.sh
+	TRUST_REMOTE_CODE=true $(call RLDF_RUN,chatglm3) bash rldf/scripts/run_all.sh
 
 rldf-qwen1.5: $(INSTALLED) ## RLDF on Qwen1.5-7B-Chat (MODE, ALGO as rldf-llama2)
-	MODEL=qwen1.5 $(RLDF_RUN) bash rldf/scripts/run_all.sh
+	$(call RLDF_RUN,qwen1.5) bash rldf/scripts/run_all.sh
 
 rldf-baichuan2: $(INSTALLED) ## RLDF on Baichuan2-7B-Chat (needs TRUST_REMOTE_CODE=true; MODE, ALGO as rldf-llama2)
 	$(call RLDF_REMOTE,baichuan-inc/Baichuan2-7B-Chat)
-	MODEL=baichuan2 TRUST_REMOTE_CODE=true $(RLDF_RUN) bash rldf/scripts/run_all.sh
+	TRUST_REMOTE_CODE=true $(call RLDF_RUN,baichuan2) bash rldf/scripts/run_all.sh
 
 rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 50 age topics, RM accuracy, ReMax, BBQ Age
 	HF_HUB_OFFLINE=1 MODEL=fidelity CONFIG=rldf/configs/fidelity.yaml RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) \

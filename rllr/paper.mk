@@ -2,8 +2,9 @@
 # TASK=<task> narrows a model target to one task (default: the paper's eight); MODES="rllr" to one PPO mode.
 rllr_comma   := ,
 RLLR_TASKS   := mr ag_news app_reviews mrpc qqp mnli sst2 stsb
+# GPU runs: the stage scripts, SFT and RM trainers under LAUNCH (NUM_GPUS processes), PPO with RL_ENGINE (Makefile)
 RLLR_RUN      = CONFIG=$(1) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=$(2) TASKS="$(or $(TASK),$(3))" \
-                $(if $(MODES),MODES="$(MODES)") bash rllr/scripts/run_all.sh
+                $(if $(MODES),MODES="$(MODES)") $(call LAUNCH_ENV,$(1)) bash rllr/scripts/run_all.sh
 
 # CPU runs: every stage in one interpreter (rllr/pipeline.py), one torch thread (faster than two on shared cores)
 RLLR_PIPELINE = HF_HUB_OFFLINE=1 $(PY) -m rllr.pipeline --config $(1) --model $(2) --tasks sst2$(rllr_comma)rte \

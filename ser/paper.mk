@@ -1,10 +1,14 @@
 # SER (Self-Evolved Reward Learning): `make ser-<model> DATASET=hh|ultrafeedback|summarize|stackexchange`.
 # SER_PIPELINE(model, dataset, hf_hub_offline): the four stage scripts, PPO once per RM (seed, SER, 100% labels).
 SER_DATASET ?= $(or $(DATASET),hh)
-SER_ENV = CONFIG=ser/configs/$(1).yaml MODEL=$(1) RUNS=$(RUNS) PY=$(PY) DATASET=$(or $(2),$(SER_DATASET)) OVERWRITE=$(or $(OVERWRITE),false) HF_HUB_OFFLINE=$(or $(3),$(HF_HUB_OFFLINE),0)
-SER_PIPELINE = $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/01_sft.sh && $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/02_ser_loop.sh && \
-  for rm in seed ser full; do RM=$$rm $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/03_ppo.sh || exit 1; done && \
-  $(call SER_ENV,$(1),$(2),$(3)) bash ser/scripts/04_eval.sh
+# SER_PIPELINE's 4th argument: more environment for every stage; the full-scale targets pass the launcher settings
+# (SER_FULL: SFT under LAUNCH with NUM_GPUS processes, RM_LAUNCH=... starts the loop's RMs the same way, PPO with
+# RL_ENGINE; see the Makefile). ser-tiny keeps one plain process per stage.
+SER_ENV = CONFIG=ser/configs/$(1).yaml MODEL=$(1) RUNS=$(RUNS) PY=$(PY) DATASET=$(or $(2),$(SER_DATASET)) OVERWRITE=$(or $(OVERWRITE),false) HF_HUB_OFFLINE=$(or $(3),$(HF_HUB_OFFLINE),0) $(4)
+SER_PIPELINE = $(call SER_ENV,$(1),$(2),$(3),$(4)) bash ser/scripts/01_sft.sh && $(call SER_ENV,$(1),$(2),$(3),$(4)) bash ser/scripts/02_ser_loop.sh && \
+  for rm in seed ser full; do RM=$$rm $(call SER_ENV,$(1),$(2),$(3),$(4)) bash ser/scripts/03_ppo.sh || exit 1; done && \
+  $(call SER_ENV,$(1),$(2),$(3),$(4)) bash ser/scripts/04_eval.sh
+SER_FULL = $(call SER_PIPELINE,$(1),,,$(call LAUNCH_ENV,ser/configs/$(1).yaml))
 
 .PHONY: ser-tiny ser-fidelity ser-fidelity-finetuned ser-policy-fidelity ser-llama3 ser-mistral ser-llama2-13b ser-llama2-70b
 
@@ -25,13 +29,13 @@ ser-policy-fidelity: $(PREPARED) ## PPO (SmolLM2) on the seed/SER/100% RMs of se
 	  output_dir=$(RUNS)/ser/policy_fidelity $(if $(filter true,$(OVERWRITE)),--overwrite true)
 
 ser-llama3: $(INSTALLED) ## SER on Meta-Llama-3-8B: SFT, seed RM, SER loop, PPO x3 (seed/SER/full RM), judge (DATASET=hh|...)
-	$(call SER_PIPELINE,llama3)
+	$(call SER_FULL,llama3)
 
 ser-mistral: $(INSTALLED) ## SER on Mistral-7B-v0.1 (same pipeline as ser-llama3)
-	$(call SER_PIPELINE,mistral)
+	$(call SER_FULL,mistral)
 
 ser-llama2-13b: $(INSTALLED) ## SER on Llama-2-13B (same pipeline as ser-llama3)
-	$(call SER_PIPELINE,llama2-13b)
+	$(call SER_FULL,llama2-13b)
 
 ser-llama2-70b: $(INSTALLED) ## SER on Llama-2-70B: LoRA r 2, ZeRO-3; multi-node (launch via accelerate/deepspeed hostfile)
-	$(call SER_PIPELINE,llama2-70b)
+	$(call SER_FULL,llama2-70b)

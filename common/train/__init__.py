@@ -70,6 +70,52 @@ def check_deepspeed_config(path: str | None, where: str) -> None:
         raise ConfigError(f"{where}.deepspeed: {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
 
+def world_size_from_env() -> int:
+    """Processes of the launch this one belongs to: WORLD_SIZE, which torchrun, ``accelerate launch`` and the deepspeed
+    launcher set for every process they start; 1 for a plain ``python -m`` run."""
+    raw = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return max(int(raw), 1)
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE={raw!r} in the environment is not an integer") from None
+
+
+def resolve_accumulation(global_batch_size: int | None, per_device: int, accumulation: int, where: str,
+                         world_size: int | None = None) -> int:
+    """gradient_accumulation_steps that makes per_device x world_size x accumulation = global_batch_size.
+
+    ``global_batch_size`` None keeps ``accumulation`` as given. ``world_size`` defaults to the launcher's
+    (``world_size_from_env``), so one recipe gives upstream's global batch on 1 GPU or on 8."""
+    if global_batch_size is None:
+        return accumulation
+    world = world_size_from_env() if world_size is None else world_size
+    per_step = per_device * world
+    if global_batch_size < 1 or global_batch_size % per_step:
+        raise ConfigError(f"{where}.global_batch_size: {global_batch_size} is not a multiple of "
+                          f"per_device_train_batch_size {per_device} x {world} process(es) (WORLD_SIZE); change "
+                          "one of them, or set global_batch_size: null to use gradient_accumulation_steps as given")
+    return global_batch_size // per_step
+
+
+def batch_layout(args: Any) -> dict[str, int]:
+    """The batch of a trainer run as the trainer resolved it (transformers TrainingArguments): recorded in run.json."""
+    per_device, world, accumulation = (int(args.per_device_train_batch_size), int(args.world_size),
+                                       int(args.gradient_accumulation_steps))
+    return {"per_device_train_batch_size": per_device, "world_size": world,
+            "gradient_accumulation_steps": accumulation, "global_batch_size": per_device * world * accumulation}
+
+
+def record_batch(run: Any, trainer: Any, stage: str) -> dict[str, int]:
+    """Write the trainer's batch layout into the run's run.json (``batch``) and say it once (main process)."""
+    layout = batch_layout(trainer.args)
+    run.record(batch=layout)
+    if trainer.is_world_process_zero():
+        print(f"{stage}: batch {layout['per_device_train_batch_size']} per device x {layout['world_size']} "
+              f"process(es) x {layout['gradient_accumulation_steps']} accumulation = {layout['global_batch_size']} "
+              "per optimizer step", flush=True)
+    return layout
+
+
 def check_4bit(load_in_4bit: bool, use_lora: bool, where: str) -> None:
     """QLoRA (Dettmers et al. 2023): 4-bit NF4 base + LoRA; bitsandbytes kernels need a CUDA GPU."""
     if not load_in_4bit:
@@ -126,8 +172,11 @@ def prepare_checkpoints(output_dir: str | Path, resume: bool, overwrite: bool, w
     if resume:
         return found
     if overwrite:
-        for ckpt in Path(output_dir).glob("checkpoint-*"):
-            shutil.rmtree(ckpt)
+        # one process deletes: under a launcher every rank runs this at once, and two rmtree's of one folder race
+        # (the rank that loses finds files already gone); the Trainer saves checkpoints from rank 0 only, too
+        if int(os.environ.get("RANK", "0")) == 0:
+            for ckpt in Path(output_dir).glob("checkpoint-*"):
+                shutil.rmtree(ckpt)
         return None
     raise UserError(f"{output_dir} holds checkpoints of an earlier run ({Path(found).name}); pass --resume true to "
                     "continue it or --overwrite true to start over")

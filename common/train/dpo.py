@@ -40,6 +40,7 @@ from common.train.rm import (
     load_pairs,
     lora_config,
     numeric_extra_columns,
+    record_batch,
     resolve_report_to,
     trained_weights_dtype,
 )
@@ -259,8 +260,14 @@ def _make_trainer_class():
     class PairDPOTrainer(Trainer):
         """transformers.Trainer whose loss is ``pair_losses``; logs reward accuracy and margins like TRL."""
 
+        # compute_loss returns the mean over the micro-batch's pairs, so the Trainer must divide it by the
+        # accumulation steps (our batches carry `labels`, which would otherwise make it count the loss as already
+        # normalised over the accumulated batch and sum the micro-batch means: a gradient accumulation x too large)
+        loss_is_scaled_for_ga = False
+
         def __init__(self, *args, dpo_cfg: DPOConfig, ref_model=None, **kwargs):
             super().__init__(*args, **kwargs)
+            self.model_accepts_loss_kwargs = False  # transformers < 5.19 reads this instead of loss_is_scaled_for_ga
             self.dpo_cfg = dpo_cfg
             self.ref_model = ref_model
             if ref_model is not None:
@@ -376,6 +383,7 @@ def train_dpo(cfg: DPOConfig) -> dict[str, Any]:
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     train_records, eval_records = load_pairs(cfg)
     trainer, collator, eval_rows, counts = build_dpo_trainer(cfg, train_records, eval_records)
+    record_batch(run, trainer, "dpo")
     tokenizer = trainer.processing_class
     result = trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output_dir) if cfg.resume else None)
     trainer.save_model(cfg.output_dir)

@@ -30,7 +30,12 @@ from common.config import help_meta as _help
 from common.losses import PAIR_TERMS, bt_loss, get_pair_term, reward_centering_term
 from common.models import load_reward_model, load_tokenizer
 from common.templates import render_prompt, render_response
-from common.train import last_checkpoint, resolve_report_to  # shared with sft.py (and dpo.py through this module)
+from common.train import (  # shared with sft.py (and dpo.py through this module)
+    last_checkpoint,
+    record_batch,
+    resolve_accumulation,
+    resolve_report_to,
+)
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 # Decoders whose attention keeps packed sequences apart when position_ids restart at 0 (transformers >= 5 masks).
@@ -64,6 +69,9 @@ class PairStageConfig:
     per_device_train_batch_size: int = field(default=4, metadata=_help("pairs per device per micro-batch"))
     per_device_eval_batch_size: int = field(default=8, metadata=_help("texts per forward when scoring eval pairs"))
     gradient_accumulation_steps: int = field(default=1, metadata=_help("micro-batches per optimizer step"))
+    global_batch_size: int | None = field(default=None, metadata=_help(
+        "pairs per optimizer step over all processes: sets gradient_accumulation_steps = global_batch_size / "
+        "(per_device_train_batch_size x WORLD_SIZE); None: gradient_accumulation_steps as given"))
     max_length: int = field(default=512, metadata=_help("pairs with a side longer than this (tokens) are dropped"))
     lr_scheduler_type: str = field(default="linear", metadata=_help("transformers scheduler name (linear, cosine...)"))
     warmup_steps: int = field(default=0, metadata=_help("linear warmup steps"))
@@ -104,6 +112,8 @@ class PairStageConfig:
             raise ConfigError(f"{sec}.learning_rate: {self.learning_rate} must be > 0")
         if self.report_to not in ("wandb", "none", "tensorboard"):
             raise ConfigError(f"{sec}.report_to: {self.report_to!r} is not one of ['wandb', 'none', 'tensorboard']")
+        self.gradient_accumulation_steps = resolve_accumulation(
+            self.global_batch_size, self.per_device_train_batch_size, self.gradient_accumulation_steps, sec)
 
 
 @dataclass
@@ -263,6 +273,10 @@ def pairwise_reward_trainer_class():
 
     class PairwiseRewardTrainer(RewardTrainer):
         """RewardTrainer whose loss is BT (+ data margin) + a registered per-pair term (+ reward centering)."""
+
+        # compute_loss returns the mean over the micro-batch's pairs: the Trainer divides it by the accumulation
+        # steps, so a global batch split into micro-batches, processes or both gives the same gradient
+        loss_is_scaled_for_ga = False
 
         def __init__(self, *args, pair_term: str = "none", center_coef: float | None = None, **kwargs):
             super().__init__(*args, **kwargs)
@@ -450,6 +464,7 @@ def train_rm(cfg: RMConfig, trainer_class: type | None = None) -> dict[str, Any]
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     train_records, eval_records = load_pairs(cfg)
     trainer, dropped = build_rm_trainer(cfg, train_records, trainer_class)
+    record_batch(run, trainer, cfg.SECTION)
     tokenizer = trainer.processing_class
     eval_records, eval_dropped = fit_eval_records(eval_records, tokenizer, cfg)
     epochs: list[dict] = []

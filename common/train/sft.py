@@ -27,6 +27,8 @@ from common.train import (
     logged_losses,
     prepare_checkpoints,
     quantization_config_4bit,
+    record_batch,
+    resolve_accumulation,
     resolve_lora_targets,
     resolve_report_to,
     save_final,
@@ -57,6 +59,10 @@ class SFTConfig:
     per_device_train_batch_size: int = field(default=4, metadata=_help("examples per device per micro-batch"))
     per_device_eval_batch_size: int = field(default=8, metadata=_help("examples per device when evaluating"))
     gradient_accumulation_steps: int = field(default=1, metadata=_help("micro-batches per optimizer step"))
+    global_batch_size: int | None = field(default=None, metadata=_help(
+        "examples per optimizer step over all processes: sets gradient_accumulation_steps = global_batch_size / "
+        "(per_device_train_batch_size x WORLD_SIZE), so the launch's GPU count keeps upstream's batch; None: "
+        "gradient_accumulation_steps as given"))
     max_length: int = field(default=1024, metadata=_help("tokens per example; longer ones are cut (prompt start "
                                                          "and response start kept, see encode_prompt_response)"))
     lr_scheduler_type: str = field(default="cosine", metadata=_help("transformers scheduler (linear, cosine...)"))
@@ -97,6 +103,8 @@ class SFTConfig:
             raise ConfigError(f"sft.learning_rate: {self.learning_rate} must be > 0")
         if self.report_to not in ("wandb", "none", "tensorboard"):
             raise ConfigError(f"sft.report_to: {self.report_to!r} is not one of ['wandb', 'none', 'tensorboard']")
+        self.gradient_accumulation_steps = resolve_accumulation(
+            self.global_batch_size, self.per_device_train_batch_size, self.gradient_accumulation_steps, "sft")
         torch_dtype(self.dtype)
         check_4bit(self.load_in_4bit, self.use_lora, "sft")
         check_deepspeed_config(self.deepspeed, "sft")
@@ -196,6 +204,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
           f"template {cfg.template!r}; resume from {resume_from}", flush=True)
 
     trainer = build_sft_trainer(cfg, build_model(cfg), tokenizer, train_rows, eval_rows)
+    record_batch(run, trainer, "sft")
     result = trainer.train(resume_from_checkpoint=resume_from)
     save_final(trainer, tokenizer, cfg.output_dir)
 

@@ -8,6 +8,6 @@ for v in $POLICY_VARIANTS; do
       task="$TASK" input="$data" output_dir="$ROOT/dpo_prior_$v" $OW
     data="$ROOT/dpo_prior_$v/pairs.jsonl"; term=upper_bound
   fi
-  run_if_needed "$ROOT/dpo_$v" $PY -m common.train.dpo --config "$CONFIG" --section "dpo_$TASK" \
+  run_if_needed "$ROOT/dpo_$v" $LAUNCH -m common.train.dpo --config "$CONFIG" --section "dpo_$TASK" \
     model_name_or_path="$ROOT/sft" dataset="$data" pair_term=$term output_dir="$ROOT/dpo_$v" $OW
 done

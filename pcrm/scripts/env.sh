@@ -1,5 +1,7 @@
 # Sourced by every PCRM stage script: CONFIG (recipe), RUNS (runs root), MODEL (run-folder name), TASK
-# (dialogue | tldr), VARIANTS (RM variants), OVERWRITE (true replaces finished runs), PY (python).
+# (dialogue | tldr), VARIANTS (RM variants), OVERWRITE (true replaces finished runs), PY (python), LAUNCH (starts the
+# SFT, RM-variant and DPO trainers, e.g. "accelerate launch --num_processes 8"; default $PY), RL_ENGINE (ours | verl:
+# the PPO stage's engine; default the recipe's rl_<task>.engine).
 set -euo pipefail
 : "${CONFIG:?set CONFIG to a recipe, e.g. pcrm/configs/tiny.yaml}"
 RUNS=${RUNS:-runs}
@@ -7,6 +9,7 @@ MODEL=${MODEL:-$(basename "$CONFIG" .yaml)}
 TASK=${TASK:-dialogue}
 VARIANTS=${VARIANTS:-${VARIANT:-baseline len_rat cos_sim random fixed}}
 PY=${PY:-python}
+LAUNCH=${LAUNCH:-$PY}
 OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
 ROOT=$RUNS/pcrm/$MODEL/$TASK
 # Hub access follows the caller's HF_HUB_OFFLINE: full-scale runs download datasets and models; the tiny and

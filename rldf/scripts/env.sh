@@ -1,9 +1,12 @@
 # Sourced by every rldf stage script. Inputs (environment): MODEL (run name: llama2, chatglm3, qwen1.5, baichuan2,
 # tiny, fidelity), CONFIG (default rldf/configs/$MODEL.yaml), MODE (self|teacher, default self), RUNS (default runs),
 # OVERWRITE=true to replace finished runs, POLICY (RL init; default the merged SFT model), TRUST_REMOTE_CODE=true to
-# run a model's own hub code, PY (python).
+# run a model's own hub code, PY (python), LAUNCH (starts the RM and SFT trainers: "accelerate launch
+# --num_processes 8", a deepspeed hostfile launch...; default $PY), RL_ENGINE (ours | verl: the RL stage's engine;
+# default the recipe's rl.engine).
 set -euo pipefail
 PY=${PY:-python}
+LAUNCH=${LAUNCH:-$PY}
 RUNS=${RUNS:-runs}
 MODEL=${MODEL:?set MODEL to the run name, e.g. MODEL=llama2}
 CONFIG=${CONFIG:-rldf/configs/$MODEL.yaml}

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # PPO from the merged SFT-with-rationales model, once per mode (MODES="rlhf rllr rllr_mixed"); the policy adapter is
-# merged afterwards for prediction. rllr_mixed takes τ from the recipe, else from rm_label/tau.json.
+# merged afterwards for prediction. rllr_mixed takes τ from the recipe, else from rm_label/tau.json. RL_ENGINE=ours|verl
+# overrides rl.engine (verl starts its own workers, so PPO is not run under $LAUNCH).
 source "$(dirname "$0")/env.sh"
 BASE="$ROOT/sft_wrat_merged"
 for MODE in $MODES; do
   run_if_needed "$ROOT/ppo_$MODE" $PY -m rllr.ppo --config "$CONFIG" --section rl mode="$MODE" model="$BASE" \
     dataset="$ROOT/data/prompts.jsonl" output_dir="$ROOT/ppo_$MODE" tau_file="$ROOT/rm_label/tau.json" \
-    label_rm="{path: '$BASE', adapter: '$ROOT/rm_label'}" rat_rm="{path: '$BASE', adapter: '$ROOT/rm_rat'}" $OW
+    label_rm="{path: '$BASE', adapter: '$ROOT/rm_label'}" rat_rm="{path: '$BASE', adapter: '$ROOT/rm_rat'}" \
+    ${RL_ENGINE:+engine=$RL_ENGINE} $OW
   merge_if_needed "$ROOT/ppo_$MODE/policy" "$ROOT/ppo_$MODE/policy_merged" "$BASE"
 done

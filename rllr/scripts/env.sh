@@ -1,12 +1,15 @@
 # Sourced by every RLLR stage script. CONFIG (recipe), RUNS (runs root), MODEL (run-folder name), TASK (one task, or
 # several joined by commas to train one model on all of them, e.g. sst2,rte), OVERWRITE (true replaces finished
-# runs), PY (python). Runs go to $RUNS/rllr/$MODEL/<task>/.
+# runs), PY (python), LAUNCH (starts the SFT and RM trainers, e.g. "accelerate launch --num_processes 8"; default
+# $PY), RL_ENGINE (ours | verl: the PPO stage's engine; default the recipe's rl.engine). Runs go to
+# $RUNS/rllr/$MODEL/<task>/.
 set -euo pipefail
 : "${CONFIG:?set CONFIG to a recipe, e.g. rllr/configs/tiny.yaml}"
 : "${TASK:?set TASK to a task name (sst2, mnli...) or a comma-joined group (sst2,rte)}"
 RUNS=${RUNS:-runs}
 MODEL=${MODEL:-$(basename "$CONFIG" .yaml)}
 PY=${PY:-python}
+LAUNCH=${LAUNCH:-$PY}
 OW=$([ "${OVERWRITE:-false}" = true ] && echo "overwrite=true" || true)
 MW=$([ "${OVERWRITE:-false}" = true ] && echo "--overwrite" || true)
 ROOT=$RUNS/rllr/$MODEL/${TASK//,/+}

@@ -1,6 +1,7 @@
 # Sourced by every SER stage script: CONFIG (recipe), RUNS (runs root), MODEL (run-folder name), DATASET
 # (hh | ultrafeedback | summarize | stackexchange, or a local set the recipe names), OVERWRITE (true replaces
-# finished runs), PY (python). Every stage of one pipeline lives in $OUT = $RUNS/ser/$MODEL/$DATASET.
+# finished runs), PY (python), RL_ENGINE (ours | verl: the PPO stages' engine; default the recipe's rl.engine).
+# Every stage of one pipeline lives in $OUT = $RUNS/ser/$MODEL/$DATASET.
 set -euo pipefail
 : "${CONFIG:?set CONFIG to a recipe, e.g. ser/configs/llama3.yaml}"
 RUNS=${RUNS:-runs}
