@@ -7,11 +7,17 @@ Record kinds (see common/README.md):
 - ``prompt``: ``{"prompt": str | messages, ...extras}`` (RL prompts)
 
 ``source`` is a local ``.jsonl/.json/.parquet/.csv/.tsv`` file (optionally ``.gz``), a folder holding
-``<split>.<ext>`` (e.g. ``/work/shared/data/hh-rlhf/helpful-base`` with split ``test``), or a hub id read with
-``datasets.load_dataset(source, subset, split=split)``. ``columns`` maps canonical names to source columns
+``<split>.<ext>`` (e.g. ``hh-rlhf/helpful-base`` in ../shared/data, a local mirror, with split ``test``), or a hub
+id read with ``datasets.load_dataset(source, subset, split=split)``. ``columns`` maps canonical names to source columns
 (``{"prompt": "question", "chosen": "response_j"}``); every other column is kept as an extra.
 ``source_format: hh_rlhf`` turns Anthropic HH-RLHF rows (two full transcripts) into canonical preference records
-(``sft`` kind: prompt + the chosen reply; ``prompt`` kind: the dialogue up to the final reply).
+(``sft`` kind: prompt + the chosen reply; ``prompt`` kind: the dialogue up to the final reply). This module holds the
+one HH-RLHF transcript parser of the project (``split_hh_dialogue``, ``parse_hh_pair``); ``common.preference_sets``
+and ``ser.pairs`` call it. Malformed HH rows are skipped and counted per reason (``HH_SKIP_REASONS``), or fatal with
+``on_bad_row: error``.
+
+A file that cannot be read (not UTF-8, a truncated or non-gzip ``.gz``, a broken parquet file) is a ``DataError``
+naming the file, and the line where it is known.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import json
 import logging
 import random
 import re
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 KINDS = ("preference", "sft", "prompt")
 FILE_TYPES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 SOURCE_FORMATS = ("canonical", "hh_rlhf")
+ON_BAD_ROW = ("skip", "error")
 
 
 class DataError(UserError):
@@ -51,17 +60,20 @@ class DataSpec:
     columns: dict[str, str] | None = field(default=None, metadata={"help": "canonical name -> source column"})
     limit: int | None = field(default=None, metadata={"help": "seeded random subset of this many rows (file order)"})
     source_format: str = field(default="canonical", metadata={"help": f"one of {list(SOURCE_FORMATS)}"})
+    on_bad_row: str = field(default="skip", metadata={"help": "skip (count and report) or error on a malformed "
+                                                              "HH-RLHF row"})
 
     @classmethod
     def from_fields(cls, source: str, split: str = "train", subset: str | None = None,
                     columns: dict[str, str] | None = None, limit: int | None = None,
-                    source_format: str = "canonical") -> DataSpec:
+                    source_format: str = "canonical", on_bad_row: str = "skip") -> DataSpec:
         return cls(source=source, split=split, subset=subset, columns=columns, limit=limit,
-                   source_format=source_format)
+                   source_format=source_format, on_bad_row=on_bad_row)
 
-    def load(self, kind: Kind, seed: int = 0) -> list[dict]:
+    def load(self, kind: Kind, seed: int = 0, stats: dict | None = None) -> list[dict]:
         return load_records(self.source, kind, split=self.split, subset=self.subset, columns=self.columns,
-                            limit=self.limit, seed=seed, source_format=self.source_format)
+                            limit=self.limit, seed=seed, source_format=self.source_format,
+                            on_bad_row=self.on_bad_row, stats=stats)
 
 
 # --- Reading files. ------------------------------------------------------------------------------------------
@@ -78,29 +90,73 @@ def _file_type(path: Path) -> str:
     return ext
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix.lower() == ".gz" else path.open(encoding="utf-8")
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it ends in ``.gz``; a missing, truncated or non-gzip file is a DataError."""
+    gz = path.suffix.lower() == ".gz"
+    try:
+        if not gz:
+            return path.read_bytes()
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except gzip.BadGzipFile as exc:
+        raise DataError(f"{path}: not a readable gzip file ({exc}); recompress it with gzip or drop the .gz "
+                        "suffix") from None
+    except EOFError:
+        raise DataError(f"{path}: the gzip stream is truncated (the file ends before its end marker); copy or "
+                        "download it again") from None
+    except zlib.error as exc:
+        raise DataError(f"{path}: corrupt gzip data ({exc}); copy or download it again") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _utf8_lines(path: Path, raw: bytes) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of each line; a line that is not UTF-8 is a DataError naming it."""
+    for line_no, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            yield line_no, line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} line {line_no}: not valid UTF-8 (byte 0x{line[exc.start]:02x} at column "
+                            f"{exc.start + 1}); save the file as UTF-8") from None
+
+
+def _text_stream(path: Path, raw: bytes) -> io.TextIOBase:
+    """The bytes as a text file (universal newlines, as ``open`` gives), after checking every line is UTF-8."""
+    for _ in _utf8_lines(path, raw):
+        pass
+    return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8")
+
+
+def _read_parquet(path: Path, raw: bytes) -> list[dict]:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(io.BytesIO(raw)).to_dict(orient="records")
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a readable parquet file ({first})") from None
 
 
 def read_table(path: str | Path) -> list[dict]:
-    """Rows of one local file as dicts, in file order."""
+    """Rows of one local file as dicts, in file order. Blank jsonl lines are skipped; an unreadable file (not
+    UTF-8, a truncated or non-gzip ``.gz``, a broken parquet file, bad JSON) is a DataError naming the file and,
+    where it is known, the line."""
     path = Path(path)
     ext = _file_type(path)
+    raw = _read_bytes(path)
     if ext == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(path).to_dict(orient="records")
-    with _open_text(path) as fh:
-        if ext == ".jsonl":
-            rows = []
-            for i, line in enumerate(fh):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path} row {i + 1}: not valid JSON ({exc.msg})") from None
-            return rows
+        return _read_parquet(path, raw)
+    if ext == ".jsonl":
+        rows = []
+        for line_no, line in _utf8_lines(path, raw):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path} row {line_no}: not valid JSON ({exc.msg})") from None
+        return rows
+    with _text_stream(path, raw) as fh:
         if ext == ".json":
             try:
                 data = json.load(fh)
@@ -216,17 +272,25 @@ def validate_records(records: list[dict], kind: Kind, where: str) -> None:
 
 def load_records(source: str, kind: Kind, split: str = "train", subset: str | None = None,
                  columns: dict[str, str] | None = None, limit: int | None = None, seed: int = 0,
-                 source_format: str = "canonical") -> list[dict]:
+                 source_format: str = "canonical", on_bad_row: str = "skip",
+                 stats: dict | None = None) -> list[dict]:
     """Canonical records of ``kind`` from a local file/folder or a hub dataset, validated.
 
     ``limit`` keeps a seeded random subset of that many rows, in their original order (so a tiny run sees a
     spread of the data, not only its first rows). Validation runs before the subset, so row numbers in errors are
     the file's.
+
+    ``source_format: hh_rlhf``: malformed rows (``HH_SKIP_REASONS``) are skipped, counted per reason and reported
+    in one warning line (``on_bad_row: skip``), or stop the load with a DataError naming ``file:row`` and the reason
+    (``on_bad_row: error``). Canonical records are always validated strictly. ``stats``, when given, receives
+    ``{"rows": rows read, "kept": records kept before ``limit``, "skipped": {reason: count}}`` (added to what it
+    holds, so one dict can sum several loads).
     """
     if kind not in KINDS:
         raise DataError(f"unknown record kind {kind!r}; known: {list(KINDS)}")
     if source_format not in SOURCE_FORMATS:
         raise DataError(f"{source}: source_format {source_format!r} is not one of {list(SOURCE_FORMATS)}")
+    check_on_bad_row(on_bad_row, source)
     if limit is not None and limit < 1:
         raise DataError(f"{source}: limit must be a positive number of rows, got {limit}")
     path = resolve_local(source, split)
@@ -234,10 +298,12 @@ def load_records(source: str, kind: Kind, split: str = "train", subset: str | No
     rows = read_table(path) if path is not None else _load_hub(source, subset, split)
     rows = apply_columns(rows, columns, where)
     if source_format == "hh_rlhf":
-        rows = hh_rlhf_to_preference(rows, where)
+        rows = hh_rlhf_to_preference(rows, where, on_bad_row=on_bad_row, stats=stats)
         if kind != "preference":  # sft trains on the chosen reply; RL prompts keep only the dialogue so far
             rows = [{**{k: v for k, v in r.items() if k not in ("chosen", "rejected")},
                      **({"response": r["chosen"]} if kind == "sft" else {})} for r in rows]
+    elif stats is not None:
+        add_skip_stats(stats, len(rows), len(rows), {})
     validate_records(rows, kind, where)
     if limit is not None and limit < len(rows):
         keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
@@ -265,21 +331,52 @@ def split_records(records: list[dict], fractions: dict[str, float], seed: int = 
     return out
 
 
-# --- Anthropic HH-RLHF ("\n\nHuman: ...\n\nAssistant: ..."). --------------------------------------------------
+# --- Anthropic HH-RLHF ("\n\nHuman: ...\n\nAssistant: ..."): the one transcript parser. -------------------------
 
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+# A turn starts at "\n\nHuman:" or "\n\nAssistant:": the blank line is part of the marker, as in Anthropic's own
+# prompt format (its Text Completions API refuses "\nAssistant:" with one newline as a turn). "Human:" or
+# "Assistant:" after anything else (one newline, a space, mid-sentence) is text of the current turn: HH replies
+# quote or invent such lines ("Assistant: Human: ..."). Only the very first marker may stand at the start of the
+# text without its blank line (the API accepts that too).
+_HH_TURN = re.compile(r"(?:\A|\n\n)(Human|Assistant):")
+HH_SKIP_REASONS = {
+    "unparseable": "not an HH-RLHF transcript pair (a field missing or not a string, text before the first "
+                   "'\\n\\nHuman:' turn, or a transcript opening with the Assistant)",
+    "no_final_assistant": "a transcript ends with a Human turn, so there is no final Assistant reply to compare",
+    "prompt_mismatch": "the chosen and rejected transcripts differ before the final reply",
+    "empty_reply": "a final Assistant reply is empty",
+    "identical_replies": "the chosen and rejected replies are identical (no preference)",
+}
+# Rows that are malformed, as opposed to well-formed pairs that carry no preference (identical replies): only these
+# stop a load under on_bad_row: error; identical replies are always skipped and counted.
+HH_MALFORMED = ("unparseable", "no_final_assistant", "prompt_mismatch", "empty_reply")
+
+
+class HHRowError(DataError):
+    """One HH-RLHF row or transcript that cannot give a preference pair; ``reason`` is a key of HH_SKIP_REASONS."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{detail} [{reason}]")
+        self.reason, self.detail = reason, detail
+
+
+def check_on_bad_row(on_bad_row: str, where: str) -> None:
+    if on_bad_row not in ON_BAD_ROW:
+        raise DataError(f"{where}: on_bad_row {on_bad_row!r} is not one of {list(ON_BAD_ROW)}")
 
 
 def split_hh_dialogue(text: str) -> tuple[list[dict[str, str]], str]:
     """(prompt messages ending with the user's last turn, final assistant reply) of one HH-RLHF transcript.
 
-    Turns are the text after each ``\\n\\nHuman:`` / ``\\n\\nAssistant:`` marker, stripped. A few upstream transcripts
-    have two turns of one speaker in a row (a marker lost its blank line); those are joined with a blank line so the
-    messages alternate. The final reply may be empty (some HH rows end with a bare ``Assistant:``).
+    Turns are the text after each ``\\n\\nHuman:`` / ``\\n\\nAssistant:`` marker (see ``_HH_TURN`` for the rule on
+    markers without their blank line), stripped. Two turns of one speaker in a row (a few upstream transcripts) are
+    joined with a blank line so the messages alternate. The final reply may be empty here (``parse_hh_pair`` skips
+    such pairs). Raises HHRowError ``unparseable`` (no Human turn at the start) or ``no_final_assistant``.
     """
     parts = _HH_TURN.split(text)
     if len(parts) < 3 or parts[0].strip():
-        raise DataError(f"not an HH-RLHF transcript (expected it to start with '\\n\\nHuman:'): {text[:80]!r}")
+        raise HHRowError("unparseable", f"not an HH-RLHF transcript (expected it to start with '\\n\\nHuman:'): "
+                                        f"{text[:60]!r}")
     messages: list[dict[str, str]] = []
     for speaker, content in zip(parts[1::2], parts[2::2]):
         role = "user" if speaker == "Human" else "assistant"
@@ -287,37 +384,100 @@ def split_hh_dialogue(text: str) -> tuple[list[dict[str, str]], str]:
             messages[-1]["content"] += "\n\n" + content.strip()
         else:
             messages.append({"role": role, "content": content.strip()})
-    if messages[0]["role"] != "user" or messages[-1]["role"] != "assistant":
-        raise DataError(f"HH-RLHF transcript must start with Human and end with Assistant: {text[:80]!r}")
+    if messages[0]["role"] != "user":
+        raise HHRowError("unparseable", f"the transcript opens with an Assistant turn, not a Human one: {text[:60]!r}")
+    if messages[-1]["role"] != "assistant":
+        raise HHRowError("no_final_assistant", f"the transcript ends with a Human turn, not the compared Assistant "
+                                               f"reply: ...{text[-60:]!r}")
     return messages[:-1], messages[-1]["content"]
 
 
-def hh_rlhf_to_preference(rows: list[dict], where: str) -> list[dict]:
+def parse_hh_pair(row: Any) -> dict:
+    """One HH-RLHF row ``{chosen, rejected, ...}`` (two full transcripts) -> ``{...extras, prompt: messages,
+    chosen, rejected}``, or HHRowError with the reason (checked in the order of HH_SKIP_REASONS)."""
+    if not isinstance(row, dict):
+        raise HHRowError("unparseable", f"expected a record with 'chosen' and 'rejected', got {type(row).__name__}")
+    parsed = {}
+    for name in ("chosen", "rejected"):
+        text = row.get(name)
+        if not isinstance(text, str):
+            raise HHRowError("unparseable", f"field {name!r}: expected an HH-RLHF transcript string, got "
+                                            f"{type(text).__name__}")
+        try:
+            parsed[name] = split_hh_dialogue(text)
+        except HHRowError as exc:
+            raise HHRowError(exc.reason, f"field {name!r}: {exc.detail}") from None
+    (prompt, chosen), (prompt_r, rejected) = parsed["chosen"], parsed["rejected"]
+    if prompt_r != prompt:
+        turn = next((j for j, (a, b) in enumerate(zip(prompt, prompt_r)) if a != b), min(len(prompt), len(prompt_r)))
+        raise HHRowError("prompt_mismatch", f"field 'rejected': its dialogue differs from 'chosen' before the final "
+                                            f"reply (from turn {turn + 1} on)")
+    for name, reply in (("chosen", chosen), ("rejected", rejected)):
+        if not reply:
+            raise HHRowError("empty_reply", f"field {name!r}: the final Assistant reply is empty")
+    if chosen == rejected:
+        raise HHRowError("identical_replies", "field 'rejected': the final reply is identical to 'chosen'")
+    extras = {k: v for k, v in row.items() if k not in ("chosen", "rejected")}
+    return {**extras, "prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def add_skip_stats(stats: dict, rows: int, kept: int, skipped: dict[str, int]) -> dict:
+    """Add one load's counts to ``stats`` = ``{"rows", "kept", "skipped": {reason: count}}`` (created if empty)."""
+    stats["rows"] = stats.get("rows", 0) + rows
+    stats["kept"] = stats.get("kept", 0) + kept
+    total = stats.setdefault("skipped", {})
+    for reason, n in skipped.items():
+        total[reason] = total.get(reason, 0) + n
+    return stats
+
+
+class BadRows:
+    """Skipped rows of one file per reason. ``on_bad_row: error`` turns a malformed row (HH_MALFORMED) into a
+    DataError ``<where>:<row>: <detail> [<reason>]``; ``report`` logs one warning line with the counts."""
+
+    def __init__(self, where: str, on_bad_row: str = "skip"):
+        check_on_bad_row(on_bad_row, where)
+        self.where, self.on_bad_row = where, on_bad_row
+        self.rows: dict[str, list[int]] = {}
+
+    def skip(self, row_no: int, exc: HHRowError) -> None:
+        if self.on_bad_row == "error" and exc.reason in HH_MALFORMED:
+            raise DataError(f"{self.where}:{row_no}: {exc.detail} [{exc.reason}]; set on_bad_row: skip to skip and "
+                            "count such rows") from None
+        self.rows.setdefault(exc.reason, []).append(row_no)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {reason: len(self.rows[reason]) for reason in HH_SKIP_REASONS if reason in self.rows}
+
+    def report(self, n_rows: int, kept: int, stats: dict | None = None) -> None:
+        """One warning line with the counts per reason (and the first rows of each); a DataError instead when every
+        row was skipped, since nothing of the file can then be used."""
+        if self.rows:
+            parts = [f"{reason} {len(rows)} (rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''})"
+                     for reason, rows in ((r, self.rows[r]) for r in HH_SKIP_REASONS if r in self.rows)]
+            if kept == 0:
+                raise DataError(f"{self.where}: none of its {n_rows} HH-RLHF rows gives a preference pair (skipped: "
+                                f"{'; '.join(parts)}); check that it holds HH-RLHF transcripts")
+            log.warning("%s: skipped %d of %d HH-RLHF rows: %s", self.where, n_rows - kept, n_rows, "; ".join(parts))
+        if stats is not None:
+            add_skip_stats(stats, n_rows, kept, self.counts)
+
+
+def hh_rlhf_to_preference(rows: list[dict], where: str, on_bad_row: str = "skip",
+                          stats: dict | None = None) -> list[dict]:
     """HH rows ``{chosen, rejected}`` (two full transcripts) -> ``{prompt: messages, chosen, rejected}``.
 
-    Pairs whose two final replies are identical (2 of the 2,354 helpful-base test rows) carry no preference and are
-    dropped with a log line. Pairs whose transcripts disagree before the final reply are kept with the chosen side's
-    prompt and flagged ``hh_prompt_mismatch: true`` (none in the shared test splits once turns are normalised).
+    Rows that give no pair (HH_SKIP_REASONS: e.g. 2 of the 2,354 helpful-base test rows have identical replies, 4
+    an empty one) are skipped, counted per reason and reported in one warning line; ``on_bad_row: error`` makes a
+    malformed one (HH_MALFORMED) a DataError naming ``where:row``. ``stats`` receives the counts (add_skip_stats).
     """
-    out, ties = [], []
+    bad = BadRows(where, on_bad_row)
+    out = []
     for i, row in enumerate(rows):
-        for name in ("chosen", "rejected"):
-            if not isinstance(row.get(name), str):
-                raise DataError(f"{where} row {i + 1}, field {name!r}: expected an HH-RLHF transcript string")
         try:
-            prompt, chosen = split_hh_dialogue(row["chosen"])
-            prompt_r, rejected = split_hh_dialogue(row["rejected"])
-        except DataError as exc:
-            raise DataError(f"{where} row {i + 1}: {exc}") from None
-        extras = {k: v for k, v in row.items() if k not in ("chosen", "rejected")}
-        rec = {**extras, "prompt": prompt, "chosen": chosen, "rejected": rejected}
-        if prompt_r != prompt:
-            rec["hh_prompt_mismatch"] = True
-        if chosen == rejected:
-            ties.append(i + 1)
-            continue
-        out.append(rec)
-    if ties:
-        log.warning("%s: dropped %d HH-RLHF pairs whose chosen and rejected replies are identical (rows %s)",
-                    where, len(ties), ties[:10])
+            out.append(parse_hh_pair(row))
+        except HHRowError as exc:
+            bad.skip(i + 1, exc)
+    bad.report(len(rows), len(out), stats)
     return out

@@ -1,4 +1,5 @@
-"""Small real preference sets built from the shared data folder (``/work/shared/data``), for CPU fidelity runs.
+"""Small real preference sets built from the shared data folder (../shared/data, a local mirror), for CPU fidelity
+runs.
 
 Two builders, both returning canonical preference records ``{prompt, chosen, rejected, ...extras}`` that keep
 where every pair came from (``source``, ``source_id``), so a score can always be traced back to its rows:
@@ -8,21 +9,19 @@ where every pair came from (``source``, ``source_id``), so a score can always be
   "positive is preferred" is a learnable, human-labelled preference that a small encoder can pick up]. Positives
   and negatives are shuffled with the seed and zipped, so the two sides of a pair are unrelated reviews.
 - ``hh_rlhf_pairs``: Anthropic HH-RLHF test rows (the train splits are not in the shared folder). The prompt is the
-  dialogue up to the final assistant turn, chosen/rejected are the two final assistant replies.
-
-``split_hh_text`` parses one HH dialogue string ("\\n\\nHuman: ...\\n\\nAssistant: ...") into chat messages.
+  dialogue up to the final assistant turn, chosen/rejected are the two final assistant replies. The transcripts go
+  through the project's one HH-RLHF parser, ``common.data.parse_hh_pair`` (its turn-marker rule and skip reasons).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import json
 import random
-import re
 from pathlib import Path
 
 from common.config import UserError
+from common.data import BadRows, HHRowError, parse_hh_pair, read_table
 
 SST2_FILES = {
     "train": "alps_train.tsv.gz",  # 60,614 rows of GLUE SST-2 train (phrases and sentences)
@@ -31,8 +30,6 @@ SST2_FILES = {
 }
 SST2_PROMPT = "Write a movie review."
 HH_SUBSETS = ("helpful-base", "harmless-base")
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
-_HH_ROLE = {"Human": "user", "Assistant": "assistant"}
 
 
 def _find(folder: str | Path, sub: str) -> Path:
@@ -42,7 +39,7 @@ def _find(folder: str | Path, sub: str) -> Path:
         if cand.is_dir() and cand.name == Path(sub).name:
             return cand
     raise UserError(f"{folder}: neither it nor {folder / sub} is the {sub} folder; pass the shared data root "
-                    "(e.g. /work/shared/data) or the dataset folder itself")
+                    "(e.g. ../shared/data, a local mirror) or the dataset folder itself")
 
 
 def _read_sst2(path: Path) -> list[tuple[int, str, int]]:
@@ -99,21 +96,6 @@ def sst2_sentiment_pairs(folder: str | Path, n_pairs: int, seed: int = 0, split:
     ]
 
 
-def split_hh_text(text: str) -> tuple[list[dict], str]:
-    """HH-RLHF dialogue text -> (messages before the final assistant turn, final assistant reply).
-
-    The text is "\\n\\nHuman: u1\\n\\nAssistant: a1 ... \\n\\nAssistant: a_n"; roles map to user/assistant.
-    """
-    parts = _HH_TURN.split(text)
-    # re.split with one group: [lead, role1, content1, role2, content2, ...]
-    if parts[0].strip() or len(parts) < 5:
-        raise ValueError(f"not an HH dialogue (needs '\\n\\nHuman: ...\\n\\nAssistant: ...'): {text[:80]!r}")
-    turns = [{"role": _HH_ROLE[parts[i]], "content": parts[i + 1].strip()} for i in range(1, len(parts), 2)]
-    if turns[-1]["role"] != "assistant":
-        raise ValueError(f"HH dialogue does not end with an assistant turn: {text[-80:]!r}")
-    return turns[:-1], turns[-1]["content"]
-
-
 def hh_messages_to_text(messages: list[dict]) -> str:
     """Messages back into the HH frame, ending with the open assistant header "\\n\\nAssistant: "."""
     names = {"user": "Human", "assistant": "Assistant"}
@@ -121,14 +103,18 @@ def hh_messages_to_text(messages: list[dict]) -> str:
 
 
 def hh_rlhf_pairs(folder: str | Path, subsets: tuple[str, ...] | list[str] = HH_SUBSETS, n: int | None = None,
-                  seed: int = 0, prompt_format: str = "messages") -> list[dict]:
+                  seed: int = 0, prompt_format: str = "messages", on_bad_row: str = "skip",
+                  stats: dict | None = None) -> list[dict]:
     """Up to ``n`` HH-RLHF test pairs (all when None), shuffled with ``seed`` across ``subsets``.
 
     ``prompt_format``: ``messages`` (canonical list of {role, content}) or ``hh_text`` (the raw frame
-    "\\n\\nHuman: ...\\n\\nAssistant: ", the prompt format PCRM's upstream code uses). Rows whose chosen and
-    rejected dialogues differ before the final turn, identical replies and empty replies are skipped (24 of
-    the 4,666 rows in all).
-    Extras: ``source`` ("hh-rlhf/<subset>/test"), ``source_id`` ("<subset>/test:<line>").
+    "\\n\\nHuman: ...\\n\\nAssistant: ", the prompt format PCRM's upstream code uses). Rows that give no pair
+    (``common.data.HH_SKIP_REASONS``: dialogues that differ before the final turn, empty or identical replies, ...;
+    10 of the 4,666 shared test rows: 8 empty replies, 2 identical) are skipped, counted per reason and reported
+    in one warning line per file; ``on_bad_row: error`` stops at the first malformed one with a UserError naming
+    ``file:row``. ``stats`` receives
+    ``{"rows", "kept", "skipped": {reason: count}}`` summed over the subsets (``common.data.add_skip_stats``).
+    Extras: ``source`` ("hh-rlhf/<subset>/test"), ``source_id`` ("<subset>/test:<row>", the jsonl line).
     """
     if prompt_format not in ("messages", "hh_text"):
         raise UserError(f"prompt_format {prompt_format!r} is not one of ['messages', 'hh_text']")
@@ -138,18 +124,18 @@ def hh_rlhf_pairs(folder: str | Path, subsets: tuple[str, ...] | list[str] = HH_
         path = root / subset / "test.jsonl.gz"
         if not path.is_file():
             raise UserError(f"{path} does not exist; the shared hh-rlhf folder holds {sorted(HH_SUBSETS)}")
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
-                row = json.loads(line)
-                try:
-                    prompt_c, chosen = split_hh_text(row["chosen"])
-                    prompt_r, rejected = split_hh_text(row["rejected"])
-                except (KeyError, ValueError) as exc:
-                    raise UserError(f"{path}:{line_no}: {exc}") from None
-                if prompt_c != prompt_r or not chosen or not rejected or chosen == rejected:
-                    continue
-                prompt = prompt_c if prompt_format == "messages" else hh_messages_to_text(prompt_c)
-                records.append({"prompt": prompt, "chosen": chosen, "rejected": rejected,
-                                "source": f"hh-rlhf/{subset}/test", "source_id": f"{subset}/test:{line_no}"})
+        rows = read_table(path)
+        bad, kept = BadRows(str(path), on_bad_row), 0
+        for row_no, row in enumerate(rows, start=1):
+            try:
+                pair = parse_hh_pair(row)
+            except HHRowError as exc:
+                bad.skip(row_no, exc)
+                continue
+            kept += 1
+            prompt = pair["prompt"] if prompt_format == "messages" else hh_messages_to_text(pair["prompt"])
+            records.append({"prompt": prompt, "chosen": pair["chosen"], "rejected": pair["rejected"],
+                            "source": f"hh-rlhf/{subset}/test", "source_id": f"{subset}/test:{row_no}"})
+        bad.report(len(rows), kept, stats)
     random.Random(seed).shuffle(records)
     return records if n is None else records[:n]

@@ -142,6 +142,8 @@ class DataConfig:
     hh_subsets: list[str] = field(default_factory=lambda: ["helpful-base", "harmless-base"],
                                   metadata={"help": "hh_rlhf subsets"})
     seed: int = field(default=0, metadata={"help": "seed for subsets, pairing and the split"})
+    on_bad_row: str = field(default="skip", metadata={"help": "hh_rlhf: skip (count per reason, in metrics.json) "
+                                                              "or error on a malformed row"})
     overwrite: bool = field(default=False, metadata={"help": "replace a finished run in output_dir"})
 
     def __post_init__(self) -> None:
@@ -150,6 +152,8 @@ class DataConfig:
             raise ConfigError(f"data.source: {self.source!r} is not one of {known}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        if self.on_bad_row not in ("skip", "error"):
+            raise ConfigError(f"data.on_bad_row: {self.on_bad_row!r} is not one of ['skip', 'error']")
 
 
 def convert_rows(rows: list[dict], convert: Callable[[dict], dict], where: str) -> list[dict]:
@@ -173,8 +177,9 @@ def load_hub_rows(src: HubSource, split: str, local_path: str | None) -> tuple[l
     return [dict(r) for r in load_dataset(src.hub_id, src.subset, split=split)], f"{src.hub_id}:{split}"
 
 
-def build_records(cfg: DataConfig) -> tuple[str, dict[str, list[dict]]]:
-    """(record kind, {"train": [...], "eval": [...]}) for ``cfg.source``."""
+def build_records(cfg: DataConfig, stats: dict | None = None) -> tuple[str, dict[str, list[dict]]]:
+    """(record kind, {"train": [...], "eval": [...]}) for ``cfg.source``; ``stats`` receives the hh_rlhf rows read,
+    kept and skipped per reason (``common.preference_sets.hh_rlhf_pairs``)."""
     if cfg.source == "sst2_pairs":
         n = cfg.limit or 1000
         train = sst2_sentiment_pairs(cfg.data_root, n, seed=cfg.seed, split=cfg.sst2_split)
@@ -184,7 +189,8 @@ def build_records(cfg: DataConfig) -> tuple[str, dict[str, list[dict]]]:
                                                                               split=cfg.sst2_eval_split)}
         records, kind = train, "preference"
     elif cfg.source == "hh_rlhf":
-        records = hh_rlhf_pairs(cfg.data_root, cfg.hh_subsets, cfg.limit, seed=cfg.seed, prompt_format="hh_text")
+        records = hh_rlhf_pairs(cfg.data_root, cfg.hh_subsets, cfg.limit, seed=cfg.seed, prompt_format="hh_text",
+                                on_bad_row=cfg.on_bad_row, stats=stats)
         kind = "preference"
     else:
         src = HUB_SOURCES[cfg.source]
@@ -202,9 +208,12 @@ def build_records(cfg: DataConfig) -> tuple[str, dict[str, list[dict]]]:
 
 
 def run_data(cfg: DataConfig) -> dict[str, Any]:
-    kind, parts = build_records(cfg)
+    stats: dict[str, Any] = {}
+    kind, parts = build_records(cfg, stats)
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite)
     metrics: dict[str, Any] = {"kind": kind}
+    if stats:  # hh_rlhf: rows read and rows skipped per reason (common.data.HH_SKIP_REASONS)
+        metrics.update(source_rows=stats["rows"], skipped_rows=stats["skipped"])
     for name, records in parts.items():
         if records:
             validate_records(records, kind, f"{cfg.source}:{name}")

@@ -23,8 +23,8 @@ import numpy as np
 
 from common.artifacts import read_jsonl
 from common.config import UserError
-from common.data import read_table, resolve_local
-from common.preference_sets import hh_rlhf_pairs, split_hh_text, sst2_sentiment_pairs
+from common.data import BadRows, HHRowError, check_on_bad_row, parse_hh_pair, read_table, resolve_local
+from common.preference_sets import hh_rlhf_pairs, sst2_sentiment_pairs
 
 _SPEAKER = {"user": "Human", "assistant": "Assistant", "system": "System"}
 
@@ -71,17 +71,13 @@ def _last_assistant(messages: Any, name: str) -> str:
 # {chosen: str, rejected: str}, each a whole dialogue "\n\nHuman: ...\n\nAssistant: ..." that ends with the
 # compared reply. [DOC] https://huggingface.co/datasets/Anthropic/hh-rlhf ("each line of the jsonl files contains
 # a pair of texts, one 'chosen' and one 'rejected'"); [CODE] https://github.com/anthropics/hh-rlhf
-def _hh_row(row: dict) -> dict | None:
-    """The dialogue before the final reply as the prompt; skip pairs whose dialogues differ before it (the two
-    replies then answer different prompts), empty or identical replies: the same rule as ``hh_local``."""
-    try:
-        prompt_c, chosen = split_hh_text(_text(_field(row, "chosen"), "chosen"))
-        prompt_r, rejected = split_hh_text(_text(_field(row, "rejected"), "rejected"))
-    except ValueError as exc:
-        raise _RowError(str(exc)) from None
-    if prompt_c != prompt_r or not chosen or not rejected or chosen == rejected:
-        return None
-    return {"prompt": prompt_c, "chosen": chosen, "rejected": rejected}
+def _hh_row(row: dict) -> dict:
+    """The dialogue before the final reply as the prompt, through the project's one HH parser
+    (``common.data.parse_hh_pair``, the same as ``hh_local``): a row that gives no pair (dialogues that differ
+    before the final reply, an empty or identical reply, a transcript ending with the Human, ...) raises
+    HHRowError with its reason, which ``load_pairs`` counts or, with ``on_bad_row: error``, reports."""
+    pair = parse_hh_pair(row)
+    return {"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"]}
 
 
 # HuggingFaceH4/ultrafeedback_binarized, splits train_prefs (61,135) / test_prefs (2,000) (+ *_sft, *_gen):
@@ -173,17 +169,23 @@ LOCAL_SETS = ("hh_local", "sst2", "jsonl")
 
 
 def load_pairs(dataset: str, path: str | None = None, split: str | None = None, limit: int | None = None,
-               seed: int = 0) -> list[dict]:
+               seed: int = 0, on_bad_row: str = "skip", stats: dict | None = None) -> list[dict]:
     """Canonical preference records with a text prompt, at most ``limit`` of them (seeded shuffle first).
 
     A hub set reads ``path`` when it is a local copy (a .jsonl/.json/.parquet file, or a folder holding
     ``<split>.<ext>``, e.g. ``train_prefs.parquet``), else the hub id ``path or HubSet.hub_id``; the same row
     mapper runs on both.
+
+    HH-RLHF rows (``hh``, ``hh_local``) that give no pair are skipped, counted per reason
+    (``common.data.HH_SKIP_REASONS``) and reported in one warning line; ``on_bad_row: error`` stops at the first
+    malformed one with a UserError naming ``file:row`` and the reason. ``stats``, when given, receives
+    ``{"rows", "kept", "skipped": {reason: count}}`` for the HH sets (rows read, pairs before ``limit``).
     """
+    check_on_bad_row(on_bad_row, f"ser.dataset {dataset}")
     if dataset in HUB_SETS:
-        records = _hub_pairs(dataset, path, split, limit, seed)
+        records = _hub_pairs(dataset, path, split, limit, seed, on_bad_row, stats)
     elif dataset == "hh_local":
-        records = hh_rlhf_pairs(_need(path, dataset), n=None, seed=seed)
+        records = hh_rlhf_pairs(_need(path, dataset), n=None, seed=seed, on_bad_row=on_bad_row, stats=stats)
     elif dataset == "sst2":
         records = sst2_sentiment_pairs(_need(path, dataset), n_pairs=limit or 2000, seed=seed, split=split or "train")
     elif dataset == "jsonl":
@@ -198,7 +200,8 @@ def load_pairs(dataset: str, path: str | None = None, split: str | None = None, 
     return out
 
 
-def _hub_pairs(dataset: str, path: str | None, split: str | None, limit: int | None, seed: int) -> list[dict]:
+def _hub_pairs(dataset: str, path: str | None, split: str | None, limit: int | None, seed: int,
+               on_bad_row: str = "skip", stats: dict | None = None) -> list[dict]:
     spec = HUB_SETS[dataset]
     split = split or spec.split
     source = path or spec.hub_id
@@ -212,15 +215,20 @@ def _hub_pairs(dataset: str, path: str | None, split: str | None, limit: int | N
         random.Random(seed).shuffle(order)
         order = order[:3 * limit]
     picked = rows.select(order) if hasattr(rows, "select") else [rows[i] for i in order]
-    records = []
+    records, bad = [], BadRows(where, on_bad_row)
     for i, row in zip(order, picked):
         try:
             records += spec.to_pairs(row)
+        except HHRowError as exc:  # hh rows: skipped and counted per reason (or fatal with on_bad_row: error)
+            bad.skip(i + 1, exc)
         except _RowError as exc:
             raise UserError(f"ser.dataset {dataset} row {i + 1} of {where}: {exc}") from None
+    bad.report(len(order), len(records), stats)
     if not records:
-        raise UserError(f"ser.dataset {dataset} ({where}): 0 preference pairs from {len(order)} rows; every row "
-                        "was skipped (identical or tied responses, fewer than 2 answers); check the set and split")
+        counts = f" (skipped: {bad.counts})" if bad.rows else ""
+        raise UserError(f"ser.dataset {dataset} ({where}): 0 preference pairs from {len(order)} rows{counts}; every "
+                        "row was skipped (identical or tied responses, fewer than 2 answers, malformed HH rows); "
+                        "check the set and split")
     return records
 
 

@@ -1,14 +1,31 @@
 """Data loaders (jsonl/csv/tsv/parquet/json, gz, folders), column mapping, validation errors naming file/row/field,
-splits, and the HH-RLHF transcript parser."""
+unreadable files, splits, and the HH-RLHF transcript parser (turn markers, malformed rows skipped or fatal)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import logging
+from pathlib import Path
 
 import pytest
 
-from common.data import DataError, DataSpec, load_records, split_hh_dialogue, split_records, validate_records
+from common.config import UserError
+from common.data import (
+    DataError,
+    DataSpec,
+    HHRowError,
+    load_records,
+    parse_hh_pair,
+    read_table,
+    split_hh_dialogue,
+    split_records,
+    validate_records,
+)
+
+HH_MIXED = Path(__file__).resolve().parents[1] / "data" / "hh_mixed.jsonl"  # 10 rows, each with a "case" field
+HH_MIXED_SKIPPED = {"unparseable": 2, "no_final_assistant": 1, "prompt_mismatch": 1, "empty_reply": 1,
+                    "identical_replies": 1}
 
 PAIRS = [
     {"question": "2+2?", "good": "4", "bad": "5", "source": "math"},
@@ -137,12 +154,106 @@ def test_split_hh_dialogue_returns_prompt_messages_and_final_reply():
         split_hh_dialogue("Question: x\n\nAnswer: y")
 
 
-def test_hh_rlhf_test_split_loads_as_preference_pairs(shared_data):
-    records = load_records(str(shared_data / "hh-rlhf" / "helpful-base"), "preference", split="test",
-                           source_format="hh_rlhf")
-    assert len(records) == 2354 - 2  # two pairs with identical replies are dropped
-    first = records[0]
-    assert first["prompt"][-1]["role"] == "user" and first["chosen"] != first["rejected"]
+def test_hh_turn_markers_need_their_blank_line():
+    """Anthropic's format: a turn starts at "\n\nHuman:" / "\n\nAssistant:"; the same words after one newline, a
+    space or mid-text belong to the current turn. Only the first marker may open the text without the blank line."""
+    text = ("\n\nHuman: Write a chat.\nAssistant: (not a turn)\n\nAssistant: Sure. Human: hi\nAssistant: hello"
+            "\n\n Human: still the reply")
+    prompt, reply = split_hh_dialogue(text)
+    assert prompt == [{"role": "user", "content": "Write a chat.\nAssistant: (not a turn)"}]
+    assert reply == "Sure. Human: hi\nAssistant: hello\n\n Human: still the reply"
+    assert split_hh_dialogue("Human: Hi\n\nAssistant: Hello.") == ([{"role": "user", "content": "Hi"}], "Hello.")
+    assert split_hh_dialogue("\n\nHuman: Hi\n\nAssistant: Hello.\nHuman: more?")[1] == "Hello.\nHuman: more?"
+    with pytest.raises(HHRowError, match="ends with a Human turn") as err:
+        split_hh_dialogue("\n\nHuman: a\n\nAssistant: b\n\nHuman: c")
+    assert err.value.reason == "no_final_assistant"
+    with pytest.raises(HHRowError, match="opens with an Assistant turn") as err:
+        split_hh_dialogue("\n\nAssistant: a\n\nHuman: b\n\nAssistant: c")
+    assert err.value.reason == "unparseable"
+
+
+@pytest.mark.parametrize("row, reason", [
+    ({"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: b\n\nHuman: c"},
+     "no_final_assistant"),
+    ({"chosen": "\n\nHuman: q\n\nAssistant:", "rejected": "\n\nHuman: q\n\nAssistant: b"}, "empty_reply"),
+    ({"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: r\n\nAssistant: b"}, "prompt_mismatch"),
+    ({"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": None}, "unparseable"),
+    ({"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: a"}, "identical_replies"),
+])
+def test_parse_hh_pair_names_the_reason(row, reason):
+    with pytest.raises(HHRowError) as err:
+        parse_hh_pair(row)
+    assert err.value.reason == reason
+
+
+def test_hh_file_with_malformed_rows_keeps_every_good_pair_and_counts_the_rest(caplog):
+    rows = read_table(HH_MIXED)
+    stats: dict = {}
+    with caplog.at_level(logging.WARNING, logger="common.data"):
+        records = load_records(str(HH_MIXED), "preference", source_format="hh_rlhf", stats=stats)
+    assert [r["case"] for r in records] == [r["case"] for r in rows if r["case"].startswith("ok")]
+    assert stats == {"rows": 10, "kept": 4, "skipped": HH_MIXED_SKIPPED}
+    by_case = {r["case"]: r for r in records}
+    assert by_case["ok: markers without their blank line are text of the turn"]["chosen"] == \
+        "Sure. Human: hi there\nAssistant: hello"
+    assert by_case["ok: two Human turns in a row are joined"]["prompt"] == \
+        [{"role": "user", "content": "Hello\n\nAre you there?"}]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert "skipped 6 of 10 HH-RLHF rows" in warnings[0]
+    for reason, n in HH_MIXED_SKIPPED.items():
+        assert f"{reason} {n} (rows " in warnings[0]
+    # sft and prompt records come from the same kept pairs
+    assert len(load_records(str(HH_MIXED), "sft", source_format="hh_rlhf")) == 4
+    assert len(DataSpec.from_fields(str(HH_MIXED), source_format="hh_rlhf").load("prompt")) == 4
+
+
+def test_hh_on_bad_row_error_names_the_file_row_and_reason():
+    with pytest.raises(UserError) as err:
+        load_records(str(HH_MIXED), "preference", source_format="hh_rlhf", on_bad_row="error")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{HH_MIXED}:3: field 'rejected': the transcript ends with a Human turn")
+    assert msg.endswith("[no_final_assistant]; set on_bad_row: skip to skip and count such rows")
+    with pytest.raises(DataError, match=r"hh_mixed\.jsonl:3: .*\[no_final_assistant\]"):
+        DataSpec.from_fields(str(HH_MIXED), source_format="hh_rlhf", on_bad_row="error").load("preference")
+    with pytest.raises(DataError, match="on_bad_row 'ignore' is not one of"):
+        load_records(str(HH_MIXED), "preference", source_format="hh_rlhf", on_bad_row="ignore")
+
+
+def test_hh_file_without_a_single_usable_row_is_one_error_with_the_counts(tmp_path):
+    rows = [r for r in read_table(HH_MIXED) if not r["case"].startswith("ok")]
+    path = _write_jsonl(tmp_path / "hh.jsonl", rows)
+    with pytest.raises(DataError) as err:
+        load_records(str(path), "preference", source_format="hh_rlhf")
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: none of its 6 HH-RLHF rows gives a preference pair (skipped: unparseable 2 "
+                          "(rows 4, 5); no_final_assistant 1 (rows 1);") and "\n" not in msg
+
+
+def test_identical_replies_are_skipped_even_under_on_bad_row_error(tmp_path):
+    rows = read_table(HH_MIXED)
+    keep = [r for r in rows if r["case"].startswith("ok") or r["case"] == "identical_replies"]
+    path = _write_jsonl(tmp_path / "hh.jsonl", keep)
+    stats: dict = {}
+    records = load_records(str(path), "preference", source_format="hh_rlhf", on_bad_row="error", stats=stats)
+    assert len(records) == 4 and stats["skipped"] == {"identical_replies": 1}
+
+
+@pytest.mark.parametrize("subset, rows, skipped", [
+    ("helpful-base", 2354, {"empty_reply": 4, "identical_replies": 2}),
+    ("harmless-base", 2312, {"empty_reply": 4}),
+])
+def test_hh_rlhf_test_split_loads_as_preference_pairs(shared_data, subset, rows, skipped):
+    stats: dict = {}
+    records = load_records(str(shared_data / "hh-rlhf" / subset), "preference", split="test",
+                           source_format="hh_rlhf", stats=stats)
+    assert stats == {"rows": rows, "kept": len(records), "skipped": skipped}
+    assert len(records) == rows - sum(skipped.values())
+    for r in records:
+        assert r["prompt"][0]["role"] == "user" and r["prompt"][-1]["role"] == "user"
+        assert all(a["role"] != b["role"] for a, b in zip(r["prompt"], r["prompt"][1:]))
+        assert r["chosen"] and r["rejected"] and r["chosen"] != r["rejected"]
 
 
 def test_hh_rlhf_gives_sft_and_prompt_records_too(tmp_path):
@@ -151,3 +262,60 @@ def test_hh_rlhf_gives_sft_and_prompt_records_too(tmp_path):
     prompt = [{"role": "user", "content": "Hi"}]
     assert load_records(path, "sft", source_format="hh_rlhf") == [{"prompt": prompt, "response": "Hello!"}]
     assert load_records(path, "prompt", source_format="hh_rlhf") == [{"prompt": prompt}]
+
+
+# --- Files that cannot be read: one DataError naming the file (and the line where known). -----------------------
+
+
+def test_non_utf8_jsonl_names_the_file_and_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"prompt": "ok"}\n{"prompt": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"latin1\.jsonl line 2: not valid UTF-8 \(byte 0xe9 at column 16\)"):
+        load_records(str(path), "prompt")
+
+
+def test_non_utf8_csv_and_json_name_the_file_and_line(tmp_path):
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_bytes(b"prompt\nfine\nna\xefve\n")
+    with pytest.raises(DataError, match=r"rows\.csv line 3: not valid UTF-8"):
+        load_records(str(csv_path), "prompt")
+    json_path = tmp_path / "rows.json"
+    json_path.write_bytes(b'[{"prompt": "\xff"}]')
+    with pytest.raises(DataError, match=r"rows\.json line 1: not valid UTF-8"):
+        load_records(str(json_path), "prompt")
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path):
+    whole = gzip.compress(b"".join(json.dumps({"prompt": f"p{i}"}).encode() + b"\n" for i in range(500)))
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"cut\.jsonl\.gz: the gzip stream is truncated"):
+        load_records(str(path), "prompt")
+
+
+def test_a_gz_file_that_is_not_gzip_is_a_clear_error(tmp_path):
+    path = tmp_path / "plain.jsonl.gz"
+    path.write_text('{"prompt": "not compressed"}\n')
+    with pytest.raises(DataError, match=r"plain\.jsonl\.gz: not a readable gzip file"):
+        load_records(str(path), "prompt")
+
+
+@pytest.mark.parametrize("content", [b"this is not parquet" * 10, b""])
+def test_garbage_parquet_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"broken\.parquet: not a readable parquet file"):
+        load_records(str(path), "prompt")
+
+
+def test_truncated_parquet_is_a_clear_error_and_gzipped_parquet_loads(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame(PAIRS).to_parquet(path)
+    whole = path.read_bytes()
+    (tmp_path / "rows.parquet.gz").write_bytes(gzip.compress(whole))
+    assert load_records(str(tmp_path / "rows.parquet.gz"), "preference", columns=MAPPING) == CANONICAL
+    path.write_bytes(whole[:-40])
+    with pytest.raises(DataError, match=r"rows\.parquet: not a readable parquet file"):
+        load_records(str(path), "preference", columns=MAPPING)

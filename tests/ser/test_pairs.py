@@ -1,16 +1,23 @@
 """The four hub sets of SER read from local copies in their documented hub schema: exact canonical records, the
 rows each mapper skips, the clear errors; and the hh mapper on real HH-RLHF rows."""
 
+import gzip
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from common.config import UserError
-from common.data import read_table
+from common.data import HHRowError, load_records, read_table
 from common.preference_sets import hh_rlhf_pairs
 from ser.pairs import _hh_row, load_pairs, question_text
+
+HH_MIXED = Path(__file__).resolve().parents[1] / "data" / "hh_mixed.jsonl"  # 10 rows, each with a "case" field
+HH_MIXED_STATS = {"rows": 10, "kept": 4, "skipped": {"unparseable": 2, "no_final_assistant": 1, "prompt_mismatch": 1,
+                                                     "empty_reply": 1, "identical_replies": 1}}
 
 
 def _write_jsonl(path, rows):
@@ -60,10 +67,53 @@ def test_hh_local_copy_maps_single_and_multi_turn_and_skips_ties_and_mismatched_
     }
 
 
+def _final_reply(text):
+    turns = re.split(r"\n\nAssistant:", re.split(r"\n\nHuman:", text)[-1])[1:]
+    return "\n\n".join(t.strip() for t in turns)
+
+
+def _mapped_or_none(row):
+    try:
+        return _hh_row(row)
+    except HHRowError:
+        return None
+
+
+def test_every_hh_loader_gives_the_same_pairs_and_counts_on_one_file_with_malformed_rows(tmp_path):
+    """load_records(source_format hh_rlhf), hh_rlhf_pairs, and ser's hh / hh_local sets: one parser, one result."""
+    sub = tmp_path / "hh-rlhf" / "helpful-base"
+    sub.mkdir(parents=True)
+    with HH_MIXED.open("rb") as src, gzip.open(sub / "test.jsonl.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (tmp_path / "hh-rlhf" / "harmless-base").mkdir()  # hh_local reads both subsets; this one is empty
+    (tmp_path / "hh-rlhf" / "harmless-base" / "test.jsonl.gz").write_bytes(gzip.compress(b""))
+    results = {}
+    stats = {name: {} for name in ("load_records", "hh_rlhf_pairs", "ser hh", "ser hh_local")}
+    results["load_records"] = load_records(str(HH_MIXED), "preference", source_format="hh_rlhf",
+                                           stats=stats["load_records"])
+    results["hh_rlhf_pairs"] = hh_rlhf_pairs(tmp_path, subsets=["helpful-base"], stats=stats["hh_rlhf_pairs"])
+    results["ser hh"] = load_pairs("hh", path=str(HH_MIXED), stats=stats["ser hh"])
+    results["ser hh_local"] = load_pairs("hh_local", path=str(tmp_path), stats=stats["ser hh_local"])
+    as_text = {name: {(question_text(r["prompt"]), r["chosen"], r["rejected"]) for r in records}
+               for name, records in results.items()}
+    expected = {(question_text(r["prompt"]), r["chosen"], r["rejected"]) for r in results["load_records"]}
+    assert len(expected) == 4
+    assert as_text == {name: expected for name in results}
+    assert stats == {name: HH_MIXED_STATS for name in stats}
+    assert ("Human: Hello\n\nAre you there?", "Yes, I am here.", "No.") in expected
+
+
+def test_ser_hh_sets_on_bad_row_error_name_the_file_row_and_reason(tmp_path):
+    with pytest.raises(UserError, match=r"hh_mixed\.jsonl:3: field 'rejected': .*\[no_final_assistant\]"):
+        load_pairs("hh", path=str(HH_MIXED), on_bad_row="error")
+    with pytest.raises(UserError, match="on_bad_row 'strict' is not one of"):
+        load_pairs("hh", path=str(HH_MIXED), on_bad_row="strict")
+
+
 def test_hh_mapper_on_real_rows_agrees_with_hh_local(shared_data):
     folder = shared_data / "hh-rlhf" / "helpful-base"
     rows = read_table(folder / "test.jsonl.gz")[:400]
-    mapped = [(row, _hh_row(row)) for row in rows]
+    mapped = [(row, _mapped_or_none(row)) for row in rows]
     kept = [(row, rec) for row, rec in mapped if rec is not None]
     assert len(kept) >= 0.95 * len(rows)
     for row, rec in kept:
@@ -73,7 +123,8 @@ def test_hh_mapper_on_real_rows_agrees_with_hh_local(shared_data):
         # the prompt stops before the final reply: its last speaker is the human, and both transcripts hold it
         assert re.findall(r"(?:^|\n\n)(Human|Assistant): ", prompt)[-1] == "Human"
         assert prompt.split("\n\nAssistant: ")[0][7:].strip() in row["chosen"]
-        assert row["chosen"].rstrip().endswith(rec["chosen"]) and row["rejected"].rstrip().endswith(rec["rejected"])
+        # the reply is every Assistant turn after the last Human one (two in a row, as in 35 shared rows, are joined)
+        assert rec["chosen"] == _final_reply(row["chosen"]) and rec["rejected"] == _final_reply(row["rejected"])
     exact = sum("\n\n" + question_text(rec["prompt"]) + "\n\nAssistant: " + rec["chosen"] == row["chosen"]
                 for row, rec in kept)
     assert exact >= 0.99 * len(kept)
@@ -82,6 +133,15 @@ def test_hh_mapper_on_real_rows_agrees_with_hh_local(shared_data):
     local = {(question_text(r["prompt"]), r["chosen"], r["rejected"])
              for r in hh_rlhf_pairs(shared_data, subsets=("helpful-base",))}
     assert hub_copy == local and len(local) > 2300
+    # and so does load_records with source_format hh_rlhf, on both shared test splits
+    for subset in ("helpful-base", "harmless-base"):
+        stats_ser, stats_lr = {}, {}
+        ser_pairs = {tuple(r.values()) for r in load_pairs("hh", path=str(shared_data / "hh-rlhf" / subset),
+                                                           split="test", stats=stats_ser)}
+        records = load_records(str(shared_data / "hh-rlhf" / subset), "preference", split="test",
+                               source_format="hh_rlhf", stats=stats_lr)
+        assert ser_pairs == {(question_text(r["prompt"]), r["chosen"], r["rejected"]) for r in records}
+        assert stats_ser == stats_lr and stats_lr["kept"] == len(records)
 
 
 # --- HuggingFaceH4/ultrafeedback_binarized: prompt, chosen/rejected message lists, scores ----------------------
@@ -247,8 +307,11 @@ def test_a_set_with_only_skipped_rows_reports_zero_pairs(tmp_path):
 
 def test_malformed_hh_transcript_and_missing_answer_score_name_the_row(tmp_path):
     _write_jsonl(tmp_path / "hh" / "train.jsonl", [HH_ROWS[0], {"chosen": "Human: hi", "rejected": "Human: hi"}])
-    with pytest.raises(UserError, match=r"hh row 2 of .*train\.jsonl: not an HH dialogue"):
-        load_pairs("hh", path=str(tmp_path / "hh"))
+    stats = {}
+    assert len(load_pairs("hh", path=str(tmp_path / "hh"), stats=stats)) == 1  # skipped and counted by default
+    assert stats == {"rows": 2, "kept": 1, "skipped": {"no_final_assistant": 1}}
+    with pytest.raises(UserError, match=r"hh/train\.jsonl:2: field 'chosen': the transcript ends with a Human turn"):
+        load_pairs("hh", path=str(tmp_path / "hh"), on_bad_row="error")
     broken = json.loads(json.dumps(SE_ROWS[0]))
     del broken["answers"][1]["pm_score"]
     _write_jsonl(tmp_path / "se" / "train.jsonl", [broken])
