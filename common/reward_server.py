@@ -9,8 +9,10 @@ template, dtype, clip. The server builds it with ``common.rewards.build_reward_s
 ``POST /score`` ``{"items": [{"record": {...prompt record...}, "response": str}, ...]}`` -> ``{"scores": [...]}``
 (the scores after ``reward_clip``, as ours feeds them to PPO). ``GET /health`` -> ``{"ok": true, "sources": [...]}``.
 Concurrent requests (verl asks once per rollout) are gathered for up to ``--wait-ms`` into one batch of at most
-``--max-batch`` items: the reward models see batches, not single rows. Bad requests get 400 with one line; a failure
-while scoring gets 500 naming it. The ready line ``common.reward_server: ... at http://HOST:PORT`` gives the port.
+``--max-batch`` items: the reward models see batches, not single rows. Bad requests get 400 with one line (bodies over
+64 MiB 413, before they are read; other methods 405); a failure while scoring gets 500 naming it. The HTTP side
+(listen backlog, body checks, JSON errors) is ``common.serve.JSONHandler``, shared with the chat server. The ready
+line ``common.reward_server: ... at http://HOST:PORT`` gives the port.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import json
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from common.artifacts import atomic_write_json
 from common.config import UserError, run_cli
-from common.serve import APIError
+from common.serve import APIError, JSONHandler, JSONServer, check_port, decode_json
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 SPEC_KEYS = ("reward_models", "reward_function", "reward_function_kwargs", "combine", "combine_kwargs", "template",
@@ -87,10 +89,7 @@ class RewardScorer:
 
 
 def parse_items(raw: bytes) -> list[dict]:
-    try:
-        body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"the request body is not valid JSON: {exc}") from None
+    body = decode_json(raw)
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise APIError(400, "expected {\"items\": [{\"record\": {\"prompt\": ...}, \"response\": str}, ...]}")
@@ -157,52 +156,24 @@ class Batcher:
                 job.done.set()
 
 
-def make_handler(batcher: Batcher, names: list[str]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def make_handler(batcher: Batcher, names: list[str]) -> type[JSONHandler]:
+    """Routes on common.serve's JSONHandler (listen backlog, Content-Length checks before reading, JSON errors)."""
+    routes = {("GET", "/health"): lambda raw: {"ok": True, "sources": names, "batches": batcher.batches},
+              ("POST", "/score"): lambda raw: {"scores": batcher.score(parse_items(raw))}}
 
-        def log_message(self, fmt: str, *args: Any) -> None:
-            pass  # one line per rollout would drown the training log
+    class Handler(JSONHandler):
+        max_body_bytes = MAX_BODY_BYTES
+        log_name = None  # one line per rollout would drown the training log
 
-        def _send(self, status: int, obj: dict) -> None:
-            data = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") == "/health":
-                self._send(200, {"ok": True, "sources": names, "batches": batcher.batches})
-            else:
-                self._send(404, APIError(404, f"no route GET {self.path}").body())
-
-        def do_POST(self) -> None:
-            try:
-                if self.path.rstrip("/") != "/score":
-                    raise APIError(404, f"no route POST {self.path}")
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    raise APIError(400, "Content-Length is not a number") from None
-                if not 0 < length <= MAX_BODY_BYTES:
-                    raise APIError(400 if length <= 0 else 413, f"Content-Length {length} outside 1..{MAX_BODY_BYTES}")
-                self._send(200, {"scores": batcher.score(parse_items(self.rfile.read(length)))})
-            except APIError as exc:
-                self.close_connection = exc.status != 500
-                self._send(exc.status, exc.body())
+        def route(self, method: str, path: str) -> Callable[[bytes], dict] | None:
+            return routes.get((method, path))
 
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # verl opens one connection per rollout at once
-
-
 def serve(spec_path: str, host: str = "127.0.0.1", port: int = 0, device: str = "auto", max_batch: int = 64,
           wait_ms: float = 10.0, state_file: str | None = None) -> None:
+    check_port(port)  # before the reward models load
     path = Path(spec_path)
     if not path.is_file():
         raise UserError(f"--spec: {path} does not exist")
@@ -217,7 +188,7 @@ def serve(spec_path: str, host: str = "127.0.0.1", port: int = 0, device: str = 
     scorer = RewardScorer(spec, device=device, state_file=state_file)
     batcher = Batcher(scorer, max_batch=max_batch, wait_s=wait_ms / 1000)
     try:
-        server = _Server((host, port), make_handler(batcher, scorer.names))
+        server = JSONServer((host, port), make_handler(batcher, scorer.names))
     except (OSError, OverflowError) as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc}; pick another --port") from None
     print(f"common.reward_server: {scorer.names} on {device} at http://{host}:{server.server_address[1]}",
@@ -235,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", required=True, help="reward spec JSON (common.train.verl_engine writes one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (a node IP when verl spans nodes)")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free one, printed in the ready line)")
-    parser.add_argument("--device", default="auto", help="auto (cuda:0 if present) | cpu | cuda:N")
+    parser.add_argument("--device", default="auto", help="auto (cuda:0 if present) | cpu | cuda:N | shard (every "
+                        "visible GPU, device_map=auto)")
     parser.add_argument("--max-batch", type=int, default=64, help="most items scored in one forward pass")
     parser.add_argument("--wait-ms", type=float, default=10.0, help="how long to gather concurrent requests")
     parser.add_argument("--state", default=None, help="file keeping the reward-normalisation statistics across "

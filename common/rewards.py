@@ -80,15 +80,18 @@ class RewardModelScorer:
         self.template = template
         self.max_length = max_length
         self.batch_size = batch_size
-        self.device = torch.device(device)
+        # "shard": spread the model over every visible GPU (accelerate's device_map="auto"), for an RM larger than
+        # one card (SER's 70B RM behind common.reward_server)
+        shard = device == "shard"
+        self.device = None if shard else torch.device(device)
         self.tokenizer = load_tokenizer(model_name_or_path, trust_remote_code, padding_side="right")
         model = load_reward_model(model_name_or_path, dtype, trust_remote_code,
-                                  pad_token_id=self.tokenizer.pad_token_id)
+                                  pad_token_id=self.tokenizer.pad_token_id, **({"device_map": "auto"} if shard else {}))
         if adapter:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.model = (model if shard else model.to(self.device)).eval().requires_grad_(False)
 
     def texts(self, prompts: list, responses: list[str]) -> list[str]:
         from common.train.rm import format_rm_input

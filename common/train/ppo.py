@@ -137,7 +137,8 @@ class PPOConfig:
         "verl: share of each GPU vLLM may take for rollouts"))
     fsdp_offload: bool = field(default=False, metadata=_h("verl: offload FSDP parameters and optimizer state to CPU"))
     reward_device: str = field(default="auto", metadata=_h(
-        "verl: device of the reward server (auto: cuda:0 if present, else cpu)"))
+        "verl: device of the reward server: auto (cuda:0 if present, else cpu) | cpu | cuda:N | gpus:0,1,... (an RM "
+        "too big for one card, sharded over those cards)"))
     reward_host: str = field(default="127.0.0.1", metadata=_h(
         "verl: address the reward server listens on and verl's reward workers call (a node IP for several nodes)"))
     verl_python: str | None = field(default=None, metadata=_h(
@@ -174,6 +175,9 @@ class PPOConfig:
                                    f"{self.rollout_batch_size}")
         if self.total_steps is not None and self.total_episodes is not None:
             bad("total_steps", "set total_steps or total_episodes, not both")
+        for key in ("total_steps", "total_episodes"):  # 0 would save the untrained policy as a finished run
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                bad(key, f"must be >= 1, or null, got {getattr(self, key)}")
         if self.temperature <= 0:
             bad("temperature", f"must be > 0 for sampling, got {self.temperature}")
         if self.kl_target <= 0:

@@ -210,9 +210,12 @@ def train_verl(cfg: Any) -> dict[str, Any]:
     if cfg.verl_dry_run:
         return run.finish({**base, "dry_run": True})
 
+    device, server_env = cfg.reward_device, {}
+    if device.startswith("gpus:"):  # a reward model sharded over these cards (accelerate's device_map="auto")
+        device, server_env = "shard", {"CUDA_VISIBLE_DEVICES": device.split(":", 1)[1]}
     server, url = spawn_server(
         [sys.executable, "-m", "common.reward_server", "--spec", str(spec_file), "--host", cfg.reward_host,
-         "--port", str(port), "--device", cfg.reward_device, "--state", str(work / "reward_stats.json")], {},
+         "--port", str(port), "--device", device, "--state", str(work / "reward_stats.json")], server_env,
         1800.0, "common.reward_server")
     try:
         # verl's file logger truncates its file; one file per launch keeps a resumed run's earlier steps

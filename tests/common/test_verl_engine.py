@@ -291,3 +291,13 @@ def test_each_papers_reward_scores_identically_through_verl(tmp_path, verl_pytho
     assert max(abs(s) for s in results[0]["scores"]) <= 0.05 + 1e-6
     assert all(-0.2 < s < 0.8 for s in results[3]["scores"])
     assert len({round(s, 6) for s in results[2]["scores"]}) == len(PROMPTS)
+
+
+def test_a_sharded_reward_model_scores_as_the_one_device_model(tiny_rms):
+    """reward_device gpus:... loads the RM with device_map=auto (here: the CPU); the scores must not change."""
+    from common.rewards import RewardModelScorer
+
+    one = RewardModelScorer(tiny_rms[0], template="plain")
+    sharded = RewardModelScorer(tiny_rms[0], template="plain", device="shard")
+    prompts = [r["prompt"] for r in PROMPTS]
+    assert sharded.score(prompts, RESPONSES).tolist() == pytest.approx(one.score(prompts, RESPONSES).tolist(), abs=1e-6)
