@@ -59,8 +59,13 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
 def iter_jsonl(path: str | Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
     """Records of a jsonl file. A torn last line (a writer killed mid-write) is skipped when tolerated."""
     path = Path(path)
-    with path.open() as fh:
-        lines = fh.readlines()
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; expected a jsonl file")
+    try:
+        with path.open() as fh:
+            lines = fh.readlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -128,12 +133,17 @@ class RunDir:
     def start(cls, output_dir: str | Path, config: Any, seed: int | None = None, overwrite: bool = False,
               resume: bool = False) -> RunDir:
         run = cls(output_dir)
+        if run.path.exists() and not run.path.is_dir():
+            raise UserError(f"output_dir {run.path} is a file, not a folder; choose another output_dir")
         if (run.path / "metrics.json").exists() and not (overwrite or resume):
             raise UserError(
                 f"{run.path} already holds a finished run (metrics.json); pass --overwrite true to replace it "
                 "or choose another output_dir"
             )
-        run.path.mkdir(parents=True, exist_ok=True)
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a parent folder of output_dir is a file
+            raise UserError(f"output_dir {run.path}: cannot create it, a part of that path is a file") from None
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
         atomic_write_text(run.path / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         atomic_write_json(run.path / "run.json", {

@@ -172,7 +172,11 @@ def load_config(
         if section is not None:
             if section not in data:
                 raise ConfigError(f"{config_path}: no section {section!r}; sections: {sorted(data)}")
-            values = dict(data[section] or {})
+            raw = data[section] if data[section] is not None else {}
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{config_path}: section {section!r} must be a mapping of settings (key: value), "
+                                  f"not a {type(raw).__name__}")
+            values = dict(raw)
             where = f"{Path(config_path).name}:{section}"
         else:
             values = data

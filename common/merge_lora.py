@@ -22,7 +22,7 @@ from typing import Any
 
 from common.artifacts import atomic_write_json
 from common.config import UserError, run_cli
-from common.models import load_causal_lm, load_reward_model, load_tokenizer
+from common.models import load_causal_lm, load_reward_model, load_tokenizer, model_source
 
 
 def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
@@ -30,14 +30,18 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json); pass the folder a LoRA run "
                         "saved (its output_dir)")
-    return json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{path}: expected a JSON object of adapter settings, got {type(info).__name__}")
+    return info
 
 
 def merge_lora(adapter: str | Path, out: str | Path, base: str | None = None, reward_model: bool | None = None,
                dtype: str = "float32", trust_remote_code: bool = False, overwrite: bool = False) -> Path:
     """Merge ``adapter`` into ``base`` and save model + tokenizer to ``out``; returns ``out``."""
-    from peft import PeftModel
-
     adapter, out = Path(adapter), Path(out)
     info = read_adapter_config(adapter)
     base = base or info.get("base_model_name_or_path")
@@ -52,6 +56,8 @@ def merge_lora(adapter: str | Path, out: str | Path, base: str | None = None, re
                         "drop or add --reward-model")
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+    model_source(base)  # a missing base folder or a file fails here, before peft and torch load
+    from peft import PeftModel
 
     tok_source = str(adapter) if (adapter / "tokenizer_config.json").exists() else base
     tokenizer = load_tokenizer(tok_source, trust_remote_code=trust_remote_code)

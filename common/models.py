@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,18 +157,48 @@ def prepare(names: list[str] | None = None, force: bool = False) -> dict[str, Pa
 # ---------------------------------------------------------------------------------------------------------------
 # Loading: one path for hub ids, local folders and embedded models.
 
+# What the hub accepts as a repo id (huggingface_hub.validate_repo_id): ``name`` or ``namespace/name``.
+_HUB_NAME = r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
+_HUB_ID = re.compile(rf"^(?:{_HUB_NAME}/)?{_HUB_NAME}$")
+# A local model folder holds at least one of these (a LoRA run's folder: adapter_config.json and the tokenizer).
+_MODEL_FOLDER_FILES = ("config.json", "adapter_config.json", "tokenizer_config.json", "tokenizer.json")
+
+
+def model_source(name_or_path: str) -> str:
+    """``resolve_model``, then refuse at once (no heavy import) what cannot be a model: an existing file, or a local
+    path that does not exist and is not a hub id either. Hub ids pass; the loaders report one that cannot load."""
+    path = resolve_model(name_or_path)
+    if Path(path).is_file():
+        raise UserError(f"model {name_or_path!r}: {path} is a file; expected a model folder (config.json and "
+                        "weights, as save_pretrained writes it), a hub id or embedded:<name>")
+    if not Path(path).exists() and not _HUB_ID.match(path):
+        raise UserError(f"model {name_or_path!r}: no such folder {path}, and not a hub id (namespace/name) either")
+    if Path(path).is_dir() and not any((Path(path) / f).is_file() for f in _MODEL_FOLDER_FILES):
+        raise UserError(f"model {name_or_path!r}: the folder {path} holds none of {list(_MODEL_FOLDER_FILES)}; it is "
+                        "not a saved model (pass the folder save_pretrained wrote, a hub id or embedded:<name>)")
+    return path
+
+
+def _load_failed(name_or_path: str, what: str, exc: Exception) -> UserError:
+    """One line for a model that transformers could not load (missing folder files, hub id not found or offline)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    where = "" if Path(resolve_model(name_or_path)).exists() else "no local folder of that name; as a hub id: "
+    offline = " (HF_HUB_OFFLINE is set: a hub id loads only from the local cache)" if os.environ.get(
+        "HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") else ""
+    return UserError(f"model {name_or_path!r}: cannot load its {what}: {where}{first}{offline}")
+
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, padding_side: str = "right"):
     """A tokenizer with a pad token. Models without one (Llama-2) pad with EOS; the attention mask hides it."""
+    path = model_source(name_or_path)  # a missing folder or a file fails before transformers loads
     from transformers import AutoTokenizer
 
-    path = resolve_model(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         if "trust_remote_code" in str(exc):
             raise UserError(f"{name_or_path} ships custom code; opt in with trust_remote_code: true") from None
-        raise
+        raise _load_failed(name_or_path, "tokenizer", exc) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = padding_side
@@ -185,22 +216,29 @@ def torch_dtype(name: str):
 
 
 def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False, **kwargs):
+    path, weights_dtype = model_source(name_or_path), torch_dtype(dtype)
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(
-        resolve_model(name_or_path), dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, **kwargs
-    )
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=weights_dtype, trust_remote_code=trust_remote_code, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise _load_failed(name_or_path, "causal LM", exc) from None
 
 
 def load_reward_model(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False,
                       pad_token_id: int | None = None, **kwargs):
     """A sequence-classification model with one output: the score of the last non-pad token."""
+    path, weights_dtype = model_source(name_or_path), torch_dtype(dtype)
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model(name_or_path), num_labels=1, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
-        **kwargs,
-    )
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=weights_dtype, trust_remote_code=trust_remote_code, **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        raise _load_failed(name_or_path, "reward model", exc) from None
     if pad_token_id is not None and model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id
     return model

@@ -60,6 +60,52 @@ class AggregateConfig:
             raise ConfigError(f"aggregate.pair_rule = {self.pair_rule!r}: must be one of {list(PAIR_RULES)}")
 
 
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def read_candidates(path: str) -> list[dict]:
+    """candidates.jsonl rows, each checked for what aggregation reads; a bad one is named as file:row:field."""
+    rows = read_jsonl(path)
+    for i, row in enumerate(rows, start=1):
+        for key in ("prompt_id", "chosen_id", "rejected_id"):
+            if not isinstance(row.get(key), str):
+                raise UserError(f"{path}:{i}:{key}: expected a string, got {_kind(row.get(key))}")
+        cands = row.get("candidates")
+        if not isinstance(cands, list) or not cands or not all(
+                isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("text"), str) for c in cands):
+            raise UserError(f"{path}:{i}:candidates: expected a non-empty list of {{id: str, text: str}}")
+        ids = [c["id"] for c in cands]
+        for key in ("chosen_id", "rejected_id"):
+            if row[key] not in ids:
+                raise UserError(f"{path}:{i}:{key}: {row[key]!r} is not among the row's candidate ids {ids}")
+    return rows
+
+
+def read_ballots(path: str, prompt_ids: set[str]) -> list[dict]:
+    """rankings.jsonl ballots ``{prompt_id, judge_id, ranking: [[id, ...], ...] | null, abstained}``, each checked;
+    a bad one is named as file:row:field (a ranking stored as a JSON string, say, instead of a list of tiers)."""
+    ballots = read_jsonl(path)
+    for i, b in enumerate(ballots, start=1):
+        if not isinstance(b.get("prompt_id"), str):
+            raise UserError(f"{path}:{i}:prompt_id: expected a string, got {_kind(b.get('prompt_id'))}")
+        if b["prompt_id"] not in prompt_ids:
+            raise UserError(f"{path}:{i}:prompt_id: {b['prompt_id']!r} is not a prompt of the candidates file")
+        if not isinstance(b.get("judge_id"), (str, int)) or isinstance(b.get("judge_id"), bool):
+            raise UserError(f"{path}:{i}:judge_id: expected a string or an integer, got {_kind(b.get('judge_id'))}")
+        if not isinstance(b.get("abstained"), bool):
+            raise UserError(f"{path}:{i}:abstained: expected true or false, got {_kind(b.get('abstained'))}")
+        ranking = b.get("ranking")
+        if b["abstained"]:  # an abstention's ranking is not read
+            continue
+        if not (isinstance(ranking, list) and ranking and all(
+                isinstance(t, list) and t and all(isinstance(c, str) for c in t) for t in ranking)):
+            hint = " (a JSON-encoded string: store the list itself)" if isinstance(ranking, str) else ""
+            raise UserError(f"{path}:{i}:ranking: expected a list of tiers (non-empty lists of candidate ids) on a "
+                            f"ballot that did not abstain, got {_kind(ranking)}{hint}")
+    return ballots
+
+
 def prompt_seed(seed: int, prompt_id: str) -> int:
     return int(hashlib.sha1(f"{seed}|{prompt_id}".encode()).hexdigest()[:8], 16)
 
@@ -76,7 +122,7 @@ def pairs_from_tiers(tiers: list[list[str]], pair_rule: str, n_winners: int = 1)
 def profile_of(ballots: list[dict], ids: list[str]) -> Profile:
     index = {cid: i for i, cid in enumerate(ids)}
     for b in ballots:
-        for tier in b["ranking"] or []:
+        for tier in [] if b["abstained"] else b["ranking"] or []:
             for cid in tier:
                 if cid not in index:
                     raise UserError(f"ranking of prompt {b['prompt_id']} by {b['judge_id']} names candidate {cid!r}, "
@@ -155,8 +201,9 @@ def training_rows(rows: list[dict], ballots: list[dict], aggregates: list[dict],
 
 
 def run_aggregate(cfg: AggregateConfig) -> dict:
+    rows = read_candidates(cfg.candidates)
+    ballots = read_ballots(cfg.rankings, {r["prompt_id"] for r in rows})
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite)
-    rows, ballots = read_jsonl(cfg.candidates), read_jsonl(cfg.rankings)
     aggregates = aggregate_prompts(rows, ballots, cfg.rules, cfg.seed)
     write_jsonl(run.path / "aggregates.jsonl", aggregates)
     counts = {}

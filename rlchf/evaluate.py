@@ -42,7 +42,8 @@ class EvaluateConfig:
     max_length: int = field(default=1024, metadata=_help("tokens per held-out prompt + response"))
     bbq_data: str = field(default="", metadata=_help("BBQ folder or hub id (common.eval.bbq)"))
     bbq_categories: list[str] = field(default_factory=list, metadata=_help("BBQ categories; empty = all found"))
-    bbq_n_per_category: int = field(default=0, metadata=_help("seeded BBQ subsample per category; 0 = all"))
+    bbq_n_per_category: int | None = field(default=None, metadata=_help("seeded BBQ subsample per category (>= 1); "
+                                                                        "None = all"))
     batch_size: int = field(default=8, metadata=_help("sequences per forward pass"))
     dtype: str = field(default="float32", metadata=_help("float32 | bfloat16 | float16"))
     seed: int = field(default=0, metadata=_help("BBQ subsample seed"))
@@ -52,6 +53,9 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if not self.base_model or not self.bbq_data:
             raise ConfigError("evaluate.base_model and evaluate.bbq_data are required")
+        if self.bbq_n_per_category is not None and self.bbq_n_per_category < 1:
+            raise ConfigError(f"evaluate.bbq_n_per_category: {self.bbq_n_per_category} must be >= 1, or null for "
+                              "every item")
 
 
 def find_rows(train_root: str, rows: list[str]) -> list[str]:

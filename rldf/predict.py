@@ -45,7 +45,8 @@ class PredictConfig:
     trust_remote_code: bool = field(default=False, metadata=_h("allow the model's own code (chatglm3, baichuan2)"))
     bbq_data: str = field(default="../shared/data/bbq", metadata=_h("BBQ folder or hub id; '' = skip BBQ"))
     bbq_categories: list[str] = field(default_factory=list, metadata=_h("empty = every category present"))
-    bbq_n_per_category: int = field(default=0, metadata=_h("seeded subsample per category; 0 = all items"))
+    bbq_n_per_category: int | None = field(default=None, metadata=_h("seeded subsample per category (>= 1); "
+                                                                     "None = all items"))
     bbq_modes: list[str] = field(default_factory=lambda: ["mc"], metadata=_h("mc and/or generate"))
     seed: int = field(default=0, metadata=_h("BBQ subsample seed"))
     overwrite: bool = field(default=False, metadata=_h("replace finished runs"))
@@ -55,6 +56,9 @@ class PredictConfig:
         get_bias_type(self.bias_type, "predict.bias_type")
         if not self.before_model and not self.after_model:
             raise ConfigError("predict.before_model / after_model: set at least one model to evaluate")
+        if self.bbq_n_per_category is not None and self.bbq_n_per_category < 1:
+            raise ConfigError(f"predict.bbq_n_per_category: {self.bbq_n_per_category} must be >= 1, or null for "
+                              "every item")
 
 
 def bbq_categories(cfg: PredictConfig) -> list[str]:

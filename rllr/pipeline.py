@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common.config import UserError, load_config, read_yaml, run_cli
+from common.config import ConfigError, UserError, load_config, read_yaml, run_cli
 from rllr.reward import MODES
 
 
@@ -104,7 +104,11 @@ def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bo
         _stage(f"predict {name}", out, overwrite, log, predict, lambda: cfg(
             PredictConfig, "predict", model=str(model), data=str(root / "data" / "eval.jsonl"), output_dir=str(out)))
 
-    trc = bool(recipe.get("sft_wrat", {}).get("trust_remote_code"))
+    sft_wrat = recipe.get("sft_wrat") or {}
+    if not isinstance(sft_wrat, dict):
+        raise ConfigError(f"{config}: section 'sft_wrat' must be a mapping of settings (key: value), not a "
+                          f"{type(sft_wrat).__name__}")
+    trc = bool(sft_wrat.get("trust_remote_code"))
     base = root / "sft_wrat_merged"
     tau_json = root / "rm_label" / "tau.json"
     _stage("data", root / "data", overwrite, log, build_data,

@@ -37,7 +37,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from common.config import UserError, stage_cli
+from common.config import ConfigError, UserError, stage_cli
 from common.eval.option_scoring import pick_option
 
 CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance", "Race_ethnicity",
@@ -133,10 +133,12 @@ def to_item(row: dict, target_locs: dict[tuple[str, int], int | None] | None, wh
     return item
 
 
-def load_bbq(source: str, categories: Sequence[str] = (), metadata_csv: str = "", n_per_category: int = 0,
+def load_bbq(source: str, categories: Sequence[str] = (), metadata_csv: str = "", n_per_category: int | None = None,
              seed: int = 0, hub_split: str = "test") -> tuple[list[dict], dict[str, Any]]:
     """Items from a local release folder (``data/<Category>.jsonl[.gz]``) or a hub dataset with one config per
     category; plus ``info`` (categories, target_loc source and rule, warnings) that goes into metrics.json."""
+    if n_per_category is not None and n_per_category < 1:
+        raise UserError(f"n_per_category: {n_per_category} must be >= 1, or None for every item")
     info: dict[str, Any] = {"warnings": []}
     folder = Path(source)
     if folder.is_dir():
@@ -172,7 +174,7 @@ def load_bbq(source: str, categories: Sequence[str] = (), metadata_csv: str = ""
     rng = random.Random(seed)
     for category, rows in raw.items():
         cat_items = [to_item(r, target_locs, f"{category}:{i + 1}") for i, r in enumerate(rows)]
-        if 0 < n_per_category < len(cat_items):
+        if n_per_category is not None and n_per_category < len(cat_items):
             cat_items = [cat_items[i] for i in sorted(rng.sample(range(len(cat_items)), n_per_category))]
         items.extend(cat_items)
     info["categories"] = {c: sum(it["category"] == c for it in items) for c in raw}
@@ -311,7 +313,8 @@ class BBQEvalConfig:
     metadata_csv: str = field(default="", metadata={"help": "additional_metadata.csv (target_loc); auto-found in "
                                                             "<data>/supplemental/; without it targets are derived"})
     categories: list[str] = field(default_factory=list, metadata={"help": "subset of categories; empty = all found"})
-    n_per_category: int = field(default=0, metadata={"help": "seeded subsample per category; 0 = every item"})
+    n_per_category: int | None = field(default=None, metadata={"help": "seeded subsample per category (>= 1); "
+                                                                       "None = every item"})
     seed: int = field(default=0, metadata={"help": "subsample and generation seed"})
     modes: list[str] = field(default_factory=lambda: ["mc"], metadata={"help": "mc (log-likelihood), generate"})
     template: str = field(default="tokenizer", metadata={"help": "chat template name (common.templates)"})
@@ -338,6 +341,8 @@ class BBQEvalConfig:
                             "use modes=generate for vllm/openai")
         if not self.model or not self.data:
             raise UserError("bbq_eval: set --model and --data (a local BBQ folder or a hub id)")
+        if self.n_per_category is not None and self.n_per_category < 1:
+            raise ConfigError(f"bbq_eval.n_per_category: {self.n_per_category} must be >= 1, or null for every item")
 
 
 def _mc_predictions(cfg: BBQEvalConfig, items: list[dict], run_path: Path) -> list[dict]:

@@ -8,6 +8,7 @@ final model into the run folder.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -53,6 +54,35 @@ def resolve_lora_targets(model: Any, targets: str | list[str], where: str) -> li
         raise ConfigError(f"{where}: modules {missing} are not in this model; some module names: "
                           f"{sorted(n for n in present if n)[:20]}")
     return names
+
+
+# transformers.SchedulerType values (transformers 5.x): a name among them is accepted without importing transformers
+# (its trainer_utils pulls in torch); any other name is checked against the installed transformers' own list.
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                 "warmup_stable_decay", "greedy")
+
+
+def lr_scheduler_names() -> list[str]:
+    """The scheduler names the installed transformers knows (``transformers.SchedulerType``)."""
+    from transformers.trainer_utils import SchedulerType
+
+    return [s.value for s in SchedulerType]
+
+
+def check_schedule(cfg: Any, where: str) -> None:
+    """Length and schedule of a trainer stage, checked before TRL sees them: ``max_steps`` -1 (epochs decide) or
+    >= 1 (transformers would train one step on 0); ``num_train_epochs`` > 0 unless max_steps decides (-1 epochs
+    would save an untrained model and mark the run finished); ``lr_scheduler_type`` a transformers scheduler."""
+    if cfg.max_steps != -1 and cfg.max_steps < 1:
+        raise ConfigError(f"{where}.max_steps: {cfg.max_steps} must be -1 (train num_train_epochs) or >= 1")
+    epochs = float(cfg.num_train_epochs)
+    if cfg.max_steps == -1 and not (math.isfinite(epochs) and epochs > 0):
+        raise ConfigError(f"{where}.num_train_epochs: {cfg.num_train_epochs} must be a finite number > 0 "
+                          "(or set max_steps >= 1)")
+    name = cfg.lr_scheduler_type
+    if name not in LR_SCHEDULERS and name not in (known := lr_scheduler_names()):
+        raise ConfigError(f"{where}.lr_scheduler_type: {name!r} is not a transformers scheduler; known: {known}")
 
 
 def check_deepspeed_config(path: str | None, where: str) -> None:
@@ -156,9 +186,11 @@ def resolve_report_to(report_to: str, output_dir: str) -> str:
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:
+    if not os.path.isdir(output_dir):  # before the import: transformers.trainer_utils loads torch and peft (~5 s)
+        return None
     from transformers.trainer_utils import get_last_checkpoint
 
-    return get_last_checkpoint(str(output_dir)) if os.path.isdir(output_dir) else None
+    return get_last_checkpoint(str(output_dir))
 
 
 def prepare_checkpoints(output_dir: str | Path, resume: bool, overwrite: bool, where: str) -> str | None:

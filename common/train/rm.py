@@ -31,6 +31,7 @@ from common.losses import PAIR_TERMS, bt_loss, get_pair_term, reward_centering_t
 from common.models import load_reward_model, load_tokenizer
 from common.templates import render_prompt, render_response
 from common.train import (  # shared with sft.py (and dpo.py through this module)
+    check_schedule,
     last_checkpoint,
     record_batch,
     resolve_accumulation,
@@ -110,6 +111,7 @@ class PairStageConfig:
                 raise ConfigError(f"{sec}.{key}: {getattr(self, key)} must be >= 1")
         if self.learning_rate <= 0:
             raise ConfigError(f"{sec}.learning_rate: {self.learning_rate} must be > 0")
+        check_schedule(self, sec)
         if self.report_to not in ("wandb", "none", "tensorboard"):
             raise ConfigError(f"{sec}.report_to: {self.report_to!r} is not one of ['wandb', 'none', 'tensorboard']")
         self.gradient_accumulation_steps = resolve_accumulation(

@@ -24,6 +24,7 @@ from common.templates import encode_prompt_response, template_names
 from common.train import (
     check_4bit,
     check_deepspeed_config,
+    check_schedule,
     logged_losses,
     prepare_checkpoints,
     quantization_config_4bit,
@@ -101,6 +102,7 @@ class SFTConfig:
                 raise ConfigError(f"sft.{key}: {getattr(self, key)} must be >= 1")
         if self.learning_rate <= 0:
             raise ConfigError(f"sft.learning_rate: {self.learning_rate} must be > 0")
+        check_schedule(self, "sft")
         if self.report_to not in ("wandb", "none", "tensorboard"):
             raise ConfigError(f"sft.report_to: {self.report_to!r} is not one of ['wandb', 'none', 'tensorboard']")
         self.gradient_accumulation_steps = resolve_accumulation(
