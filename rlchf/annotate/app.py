@@ -11,12 +11,18 @@ in constant time):
 Model outputs are untrusted: templates autoescape them, the Content-Security-Policy forbids every script, and no
 page refers to another origin. Every POST carries the session's CSRF token (checked with ``hmac.compare_digest``);
 ``Referrer-Policy: no-referrer`` keeps the token in the URL from leaking to linked sites.
+
+No log line carries a token: the access log (``RedactingRequestHandler``) and every record of the app's logger and
+werkzeug's logger (Flask's "Exception on /a/<token>/... [POST]" with its traceback, the dev server's "Bad request
+syntax ('GET /a/<token>/ ...')" and "Error on request") go through ``RedactTokens``, which replaces the path segment
+after ``/a/`` and ``/admin/`` with ``<token>`` in the message, its arguments and the formatted traceback.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 import secrets
 import sqlite3
@@ -40,7 +46,41 @@ ERROR_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Me
                 413: "Request too large"}
 
 
-TOKEN_IN_PATH = re.compile(r"/(a|admin)/[^/\s?]+")
+TOKEN_IN_PATH = re.compile(r"/(a|admin)/[^/\s?'\"]+")
+SQLITE_MAX_INT = 2**63 - 1  # a larger task number cannot even be looked up (OverflowError in sqlite3)
+
+
+def redact(text: str) -> str:
+    """``text`` with every ``/a/<token>`` and ``/admin/<token>`` path segment replaced by ``<token>``."""
+    return TOKEN_IN_PATH.sub(r"/\1/<token>", text)
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites a log record so that no handler can print a token: the message is formatted and redacted, and the
+    traceback (``exc_info``) and stack are formatted, redacted and folded into the message (a handler with its own
+    formatter then has nothing unredacted left to format)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the message: keep both, redacted
+            text = f"{record.msg} {record.args}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            text = f"{text}\n{record.exc_text}"
+        if record.stack_info:
+            text = f"{text}\n{record.stack_info}"
+        record.msg, record.args = redact(text), None
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def install_log_redaction(*loggers: logging.Logger) -> None:
+    """Put one ``RedactTokens`` on each logger (idempotent: create_app may run many times in one process)."""
+    for logger in loggers:
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 class RedactingRequestHandler(WSGIRequestHandler):
@@ -48,10 +88,14 @@ class RedactingRequestHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # called after the response is sent, so rewriting the parsed request line no longer affects routing
-        self.requestline = TOKEN_IN_PATH.sub(r"/\1/<token>", self.requestline)
+        self.requestline = redact(self.requestline)
         if hasattr(self, "path"):
-            self.path = TOKEN_IN_PATH.sub(r"/\1/<token>", self.path)
+            self.path = redact(self.path)
         super().log_request(code, size)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # "Bad request syntax ('GET /a/<token>/ x HTTP/1.1')" and the like quote the request line
+        super().log_error("%s", redact(format % args if args else format))
 
 
 def create_app(db_path: str | Path, allow_ties: bool = True) -> Flask:
@@ -61,6 +105,7 @@ def create_app(db_path: str | Path, allow_ties: bool = True) -> Flask:
     secret, seed = store.get_meta(boot, "secret_key"), int(store.get_meta(boot, "seed") or 0)
     boot.close()
     app = Flask(__name__)
+    install_log_redaction(app.logger, logging.getLogger("werkzeug"))
     app.config.update(SECRET_KEY=secret, MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", TEMPLATES_AUTO_RELOAD=False)
     app.config["ANNOTATE"] = {"db": db_path, "seed": seed, "allow_ties": allow_ties}
@@ -158,6 +203,9 @@ def create_app(db_path: str | Path, allow_ties: bool = True) -> Flask:
 
     @app.route("/a/<token>/task/<int:position>", methods=["GET", "POST"])
     def task_page(token: str, position: int) -> Any:
+        if position > SQLITE_MAX_INT:
+            abort(400, f"There is no task number {str(position)[:20]}{'...' if len(str(position)) > 20 else ''}: "
+                       "tasks are numbered from 1. Open your task list from the link in your invitation.")
         me = annotator_or_404(token)
         task = store.task_at(db(), me["id"], position)
         if task is None:

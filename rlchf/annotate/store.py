@@ -21,9 +21,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import random
 import secrets
 import sqlite3
+import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -57,8 +60,38 @@ class AnswerError(ValueError):
     """A submitted answer is not valid for the task it was shown for; the message is shown to the annotator."""
 
 
+PRIVATE_MODE = 0o600  # the database holds annotators' demographic self-reports: owner only
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file with mode 0600 before SQLite opens it (SQLite gives the -wal, -shm and -journal files
+    it creates later the database file's mode); a database left group- or world-readable by an older version, and
+    its side files, are set to 0600 once, with a note."""
+    if not path.parent.is_dir():
+        raise UserError(f"--db {path}: the folder {path.parent} does not exist; create it first "
+                        f"(mkdir -m 700 {path.parent})")
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_MODE))
+        os.chmod(path, PRIVATE_MODE)  # exactly 0600 whatever the umask
+    except FileExistsError:
+        pass
+    for f in [path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)]:
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.chmod(f, PRIVATE_MODE)
+            print(f"note: {f} was readable by other users (mode {stat.S_IMODE(st.st_mode):o}); set to 600 (it "
+                  "holds annotators' self-reports)", file=sys.stderr, flush=True)
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
-    """One connection (per thread / request) in WAL mode with the schema in place and a fresh secret on creation."""
+    """One connection (per thread / request) in WAL mode with the schema in place and a fresh secret on creation.
+    The database file (and with it SQLite's side files) is private to its owner: mode 0600."""
+    if str(path) != ":memory:":
+        _make_private(Path(path))
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
@@ -257,7 +290,8 @@ def parse_rank_form(form: dict[str, str], shown: list[str], allow_ties: bool = T
         raw = (form.get(f"rank_{label}") or "").strip()
         if not raw:
             raise AnswerError(f"Response {label} has no rank; give every response a rank from 1 to {k}.")
-        if not raw.isdigit() or not 1 <= int(raw) <= k:
+        # ASCII digits only: str.isdigit() also accepts '²' or '①', which int() then refuses (was a 500)
+        if not (len(raw) <= 3 and raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= k:
             raise AnswerError(f"Response {label}: rank {raw[:20]!r} is not a whole number from 1 to {k}.")
         ranks[cid] = int(raw)
     if not allow_ties and len(set(ranks.values())) != k:
