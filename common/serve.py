@@ -5,8 +5,12 @@
 
 Endpoints: ``GET /v1/models`` and non-streaming ``POST /v1/chat/completions`` (n, temperature, top_p, max_tokens,
 seed; usage counts). Errors have OpenAI's JSON shape and status codes (400 bad request, 401 bad key, 404 unknown
-model or path). Model calls are serialised with a lock; the server is for tests and small jobs. For real runs use
-``vllm serve <model>``, which speaks the same protocol.
+model or path, 405 other methods, 413 body over 16 MiB). The key is checked, and Content-Length validated, before
+any of the body is read; a prompt whose tokens plus max_tokens exceed the model's positions is refused (400,
+``context_length_exceeded``). Model calls are serialised with a lock; the server is for tests and small jobs. For real
+runs use ``vllm serve <model>``, which speaks the same protocol.
+
+``JSONServer`` / ``JSONHandler`` (listen backlog, body checks, JSON errors) are shared with ``common.reward_server``.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +37,10 @@ if TYPE_CHECKING:
     from typing import Self
 
 MAX_N = 16
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a chat request is a few KiB; refused from its Content-Length, before reading
+LISTEN_BACKLOG = 256  # socketserver's default of 5 reset 5-7 of 20 simultaneous connects (measured here: ~30 of 50)
+BODY_READ_TIMEOUT_S = 60.0  # a client that stops sending its declared body frees the thread after this long
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
 
 
 class APIError(Exception):
@@ -68,6 +79,9 @@ class ChatService:
             progress=False))
         self.lock = threading.Lock()
         self.created = int(time.time())
+        config = getattr(getattr(self.generator, "model", None), "config", None)
+        self.context_length = next((int(v) for v in (getattr(config, k, None) for k in CONTEXT_KEYS)
+                                    if isinstance(v, int) and v > 0), None)  # None: unknown, not checked
 
     def models(self) -> dict:
         return {"object": "list", "data": [{"id": self.name, "object": "model", "created": self.created,
@@ -97,7 +111,8 @@ class ChatService:
             "seed": _number(body, "seed", secrets.randbits(31), int, -2**63, 2**63 - 1),
         }
         messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-        with self.lock:
+        with self.lock:  # the tokenizer is not safe to share between threads either
+            self._fit_context(messages, sampling, explicit=max_tokens is not None)
             records = self.generator.chat_records([messages], n=n, **sampling)[0]
         choices = [{"index": i, "message": {"role": "assistant", "content": r["text"]},
                     "finish_reason": r["finish_reason"], "logprobs": None} for i, r in enumerate(records)]
@@ -108,60 +123,195 @@ class ChatService:
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
 
+    def _fit_context(self, messages: list[dict], sampling: dict, explicit: bool) -> None:
+        """Refuse (400) a prompt whose tokens plus max_tokens exceed the model's positions: past them a model with
+        learned or RoPE positions still answers, with garbage. Without an explicit max_tokens the default shrinks
+        to what fits, as OpenAI's does."""
+        if self.context_length is None:
+            return
+        prompt_tokens = len(self.generator.prompt_ids(messages))
+        room = self.context_length - prompt_tokens
+        if not explicit and room > 0:
+            sampling["max_new_tokens"] = min(sampling["max_new_tokens"], room)
+        if prompt_tokens + sampling["max_new_tokens"] > self.context_length:
+            raise APIError(400, f"This model's maximum context length is {self.context_length} tokens, but the "
+                                f"request needs {prompt_tokens + sampling['max_new_tokens']} ({prompt_tokens} in the "
+                                f"messages + max_tokens {sampling['max_new_tokens']}); shorten the messages or lower "
+                                "max_tokens", code="context_length_exceeded", param="messages")
 
-def make_handler(service: ChatService, api_key: str | None) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-        def log_message(self, fmt: str, *args: Any) -> None:  # one short line per request, never headers
-            sys.stderr.write(f"common.serve: {self.command} {self.path} {args[1] if len(args) > 1 else ''}\n")
+def decode_json(raw: bytes) -> Any:
+    """A request body as JSON (UTF-8, RFC 8259 §8.1); an empty body is None. APIError 400 otherwise."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError(400, f"the request body is not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})"
+                       ) from None
+    try:
+        return json.loads(text) if text.strip() else None
+    except json.JSONDecodeError as exc:
+        raise APIError(400, f"the request body is not valid JSON: {exc}") from None
 
-        def _send(self, status: int, obj: dict) -> None:
-            data = json.dumps(obj).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
+
+def check_port(port: int) -> None:
+    """One line instead of bind()'s OverflowError traceback for a port outside 0..65535."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port}: a TCP port is 0..65535 (0 = any free port)")
+
+
+class JSONServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a listen backlog for bursts of connections (clients that open one per request at
+    once: the openai backend's concurrency, verl's reward workers) and daemon handler threads."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """JSON-only request handling shared by common.serve and common.reward_server.
+
+    A subclass names its endpoints in ``route(method, path) -> fn(raw_body) -> dict | None`` (``do_GET``/``do_POST``
+    exist; other methods get 405). Per request, in this order and before any of the body is read: the API key (when
+    ``api_key`` is set; 401), the route (404), Content-Length (400 when not a non-negative integer, 413 above
+    ``max_body_bytes``, 411 for chunked bodies). Every error, the HTTP library's own included, is OpenAI-shaped JSON;
+    an answer sent before the body was read closes the connection (the unread bytes cannot start the next request).
+    """
+
+    protocol_version = "HTTP/1.1"
+    api_key: str | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    allowed_methods: tuple[str, ...] = ("GET", "POST")
+    log_name: str | None = "common.serve"  # None: no per-request log line
+
+    def route(self, method: str, path: str) -> Callable[[bytes], dict] | None:
+        raise NotImplementedError
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # one short line per request, never headers
+        if self.log_name:
+            status = args[1] if len(args) > 1 else ""
+            sys.stderr.write(f"{self.log_name}: {self.command} {getattr(self, 'path', '')} {status}\n")
+
+    def _send(self, status: int, obj: dict, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(data)
 
-        def _handle(self, route: dict) -> None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                if api_key is not None and self.headers.get("Authorization") != f"Bearer {api_key}":
-                    raise APIError(401, "Incorrect or missing API key", code="invalid_api_key")
-                path = self.path.split("?", 1)[0].rstrip("/")
-                if path not in route:
-                    raise APIError(404, f"no route {self.command} {path}", code="not_found")
-                self._send(200, route[path](raw))
-            except APIError as exc:
-                self._send(exc.status, exc.body())
-            except Exception as exc:  # noqa: BLE001 -- a bug or a model failure: answer 500, keep serving
-                self._send(500, APIError(500, f"{type(exc).__name__}: {exc}").body())
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The library's own errors (bad request line, unknown method, ...) as JSON; an unknown method is 405."""
+        self.close_connection = True
+        headers = {}
+        if code == 501 and self.command:  # http.server: "Unsupported method"
+            code, message = 405, f"method {self.command} is not allowed; use {' or '.join(self.allowed_methods)}"
+            headers["Allow"] = ", ".join(self.allowed_methods)
+        self._send(code, APIError(code, message or HTTPStatus(code).phrase).body(), headers)
 
-        def do_GET(self) -> None:
-            self._handle({"/v1/models": lambda raw: service.models()})
+    def _checked(self) -> tuple[Callable[[bytes], dict], int]:
+        """The route's function and the body length, or APIError; reads nothing."""
+        if self.command not in self.allowed_methods:
+            raise APIError(405, f"method {self.command} is not allowed; use {' or '.join(self.allowed_methods)}")
+        if self.api_key is not None and self.headers.get("Authorization") != f"Bearer {self.api_key}":
+            raise APIError(401, "Incorrect or missing API key", code="invalid_api_key")
+        path = self.path.split("?", 1)[0].rstrip("/")
+        fn = self.route(self.command, path)
+        if fn is None:
+            raise APIError(404, f"no route {self.command} {path}", code="not_found")
+        if self.headers.get("Transfer-Encoding"):
+            raise APIError(411, "chunked request bodies are not supported; send the body with a Content-Length")
+        values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+        if len(values) > 1:
+            raise APIError(400, f"several different Content-Length headers: {sorted(values)}")
+        value = values.pop() if values else "0"
+        if not re.fullmatch(r"[0-9]{1,20}", value):
+            raise APIError(400, f"Content-Length {value!r} is not a non-negative integer")
+        length = int(value)
+        if length > self.max_body_bytes:
+            raise APIError(413, f"the request body ({length} bytes) is over this server's limit of "
+                                f"{self.max_body_bytes} bytes", code="request_too_large")
+        return fn, length
 
-        def do_POST(self) -> None:
-            def chat(raw: bytes) -> dict:
-                try:
-                    body = json.loads(raw or b"null")
-                except json.JSONDecodeError as exc:
-                    raise APIError(400, f"the request body is not valid JSON: {exc}") from None
-                return service.chat(body)
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: answer the checks (401, 413, ...) instead of inviting the body."""
+        try:
+            self._checked()
+        except APIError as exc:
+            self.close_connection = True
+            self._send(exc.status, exc.body())
+            return False
+        return super().handle_expect_100()
 
-            self._handle({"/v1/chat/completions": chat})
+    def _read_body(self, length: int) -> bytes:
+        self.connection.settimeout(BODY_READ_TIMEOUT_S)
+        try:
+            raw = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            raise APIError(408, f"the request body did not arrive within {BODY_READ_TIMEOUT_S:g} s") from None
+        finally:
+            self.connection.settimeout(None)
+        if len(raw) < length:
+            raise APIError(400, f"the request body ended after {len(raw)} of its {length} declared bytes")
+        return raw
 
+    def _dispatch(self) -> None:
+        body_read = False
+        try:
+            fn, length = self._checked()
+            raw = self._read_body(length)
+            body_read = True
+            result = fn(raw)
+        except APIError as exc:
+            self.close_connection = self.close_connection or not body_read
+            self._send(exc.status, exc.body())
+            return
+        except Exception as exc:  # noqa: BLE001 -- a bug or a model failure: answer 500, keep serving
+            self._send(500, APIError(500, f"{type(exc).__name__}: {exc}").body())
+            return
+        self._send(200, result)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+
+def make_handler(service: ChatService, api_key: str | None) -> type[JSONHandler]:
+    def chat(raw: bytes) -> dict:
+        return service.chat(decode_json(raw))
+
+    routes = {("GET", "/v1/models"): lambda raw: service.models(), ("POST", "/v1/chat/completions"): chat}
+
+    class Handler(JSONHandler):
+        def route(self, method: str, path: str) -> Callable[[bytes], dict] | None:
+            return routes.get((method, path))
+
+    Handler.api_key = api_key
     return Handler
+
+
+def make_server(service: ChatService, api_key: str | None = None, host: str = "127.0.0.1",
+                port: int = 0) -> JSONServer:
+    """The server, bound (port 0: any free one; ``server.server_address[1]`` says which); ``serve_forever`` it."""
+    check_port(port)
+    try:
+        return JSONServer((host, port), make_handler(service, api_key))
+    except (OSError, OverflowError) as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}; "
+                        "pick another --port") from None
 
 
 def serve(model: str, host: str = "127.0.0.1", port: int = 8000, template: str = "tokenizer",
           served_name: str | None = None, api_key: str | None = None, dtype: str = "float32") -> None:
+    check_port(port)  # before the model loads
     service = ChatService(model, served_name=served_name, template=template, dtype=dtype)
-    try:
-        server = ThreadingHTTPServer((host, port), make_handler(service, api_key))
-    except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+    server = make_server(service, api_key, host, port)
     # The ready line: LocalServer (and people) read the real port from it (useful with --port 0).
     print(f"common.serve: serving {service.name!r} at http://{host}:{server.server_address[1]}/v1", flush=True)
     try:
