@@ -74,6 +74,19 @@ def ask_structured(generator, conversations: list[list[dict]], parse: Callable[[
 # -- parsers ------------------------------------------------------------------------------------------------------
 
 
+def one_answer(found: Sequence[T], what: str) -> T:
+    """The one answer among ``found`` (every answer a parser located, in order): repeats of the same answer count
+    once; none, or two different ones, is a ParseError. An answer that names two verdicts has not decided, and
+    taking the first or the last would turn that into a verdict: it is re-asked like any other parse error."""
+    distinct = list(dict.fromkeys(found))
+    if not distinct:
+        raise ParseError(f"no {what} found in the answer")
+    if len(distinct) > 1:
+        raise ParseError(f"the answer gives {len(distinct)} different {what}s ({', '.join(map(str, distinct))}); "
+                         "give exactly one")
+    return distinct[0]
+
+
 def parse_tagged(text: str, tag: str) -> str:
     """The stripped content of exactly one ``<tag>...</tag>`` (non-empty)."""
     found = re.findall(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", text, flags=re.DOTALL | re.IGNORECASE)

@@ -4,7 +4,8 @@ Pairwise (PCRM's win rates, [GUESS] protocol: the paper's judge prompt is not re
 twice, once with system 1 shown as A and once as B, so a judge that prefers a position cancels out. Per prompt,
 system 1 earns 1 / 0.5 / 0 per order (win / tie / loss); the mean decides the prompt's outcome (> 0.5 win,
 = 0.5 tie, < 0.5 loss). A judge that picks the same position both times thus yields a tie.
-- win_rate = (wins + ties / 2) / n_judged; n_failed counts prompts where either order gave no parseable verdict.
+- win_rate = (wins + ties / 2) / n_judged; n_failed counts prompts where either order gave no parseable verdict
+  (no tag, or two different verdicts in one answer: that judge has not decided, and is re-asked first).
 - position_consistency = share of prompts whose two verdicts name the same system (or both say tie).
 - first_position_rate = share of non-tie verdicts that chose A (0.5 = no position bias).
 
@@ -50,24 +51,20 @@ _SCORE = re.compile(r"<score>\s*([0-5])\s*</score>")
 
 
 def parse_verdict(text: str) -> str:
-    """"A", "B" or "tie" from the last ``<verdict>`` tag; ParseError otherwise."""
-    from common.structured import ParseError
+    """"A", "B" or "tie" from the ``<verdict>`` tags: several tags must agree (case aside); none, or two different
+    verdicts, is a ParseError (re-asked by ``ask_structured``, then counted in ``n_failed``)."""
+    from common.structured import one_answer
 
-    found = _VERDICT.findall(text or "")
-    if not found:
-        raise ParseError("no <verdict>A|B|tie</verdict> tag in the answer")
-    value = found[-1]
-    return "tie" if value.lower() == "tie" else value.upper()
+    found = ["tie" if v.lower() == "tie" else v.upper() for v in _VERDICT.findall(text or "")]
+    return one_answer(found, "<verdict>A|B|tie</verdict> verdict")
 
 
 def parse_score(text: str) -> int:
-    """The 0–5 total from the last ``<score>`` tag; ParseError otherwise."""
-    from common.structured import ParseError
+    """The 0–5 total from the ``<score>`` tags, by the same rule: repeats must agree, two different totals are a
+    ParseError."""
+    from common.structured import one_answer
 
-    found = _SCORE.findall(text or "")
-    if not found:
-        raise ParseError("no <score>N</score> tag with N in 0..5 in the answer")
-    return int(found[-1])
+    return one_answer([int(v) for v in _SCORE.findall(text or "")], "<score>N</score> total (N in 0..5)")
 
 
 def prompt_text(prompt: str | list[dict]) -> str:

@@ -50,13 +50,37 @@ def scripted(tmp_path):
                                           cache_path=str(tmp_path / "judge_cache.jsonl")))
 
 
-def test_parsers_take_the_last_tag():
-    assert parse_verdict("<verdict>A</verdict> no wait <verdict>Tie</verdict>") == "tie"
-    assert parse_score("<score>2</score>\n<score>5</score>") == 5
+def test_repeated_tags_must_agree_two_different_verdicts_are_unparseable():
     from common.structured import ParseError
 
-    with pytest.raises(ParseError):
+    assert parse_verdict("<verdict>B</verdict>, so: <verdict>b</verdict>") == "B"
+    assert parse_verdict("<verdict>Tie</verdict> <verdict>tie</verdict>") == "tie"
+    assert parse_score("<score>3</score> in total <score>3</score>") == 3
+    with pytest.raises(ParseError, match=r"2 different .*\(A, tie\)"):
+        parse_verdict("<verdict>A</verdict> no wait <verdict>Tie</verdict>")
+    with pytest.raises(ParseError, match=r"2 different .*\(2, 5\)"):
+        parse_score("<score>2</score>\n<score>5</score>")
+    with pytest.raises(ParseError, match="no <score>"):
         parse_score("<score>7</score>")
+
+
+class WaveringJudge(Generator):
+    """Names two different verdicts on its first ask and one on the re-ask; on p1 it wavers every time."""
+
+    def _generate(self, requests, params, emit):
+        for req in requests:
+            reasked = any(m["role"] == "assistant" for m in req.messages)
+            wavers = "p1" in req.messages[1]["content"] or not reasked
+            emit(req, {"text": "<verdict>A</verdict> or rather <verdict>B</verdict>" if wavers
+                       else "<verdict>A</verdict>", "finish_reason": "stop"})
+
+
+def test_two_different_verdicts_are_re_asked_and_then_counted_as_failed(tmp_path):
+    judge = WaveringJudge(GenerationConfig(backend="hf", model="wavering", progress=False, cache_path=None))
+    records, m = judge_pairwise(judge, ["p0", "p1"], ["x", "y"], ["u", "v"], max_attempts=2)
+    assert records[0]["verdict_ab"] == "A" and len(records[0]["raw_ab"]) == 2  # re-asked once, then decided
+    assert records[1]["verdict_ab"] is None and len(records[1]["raw_ab"]) == 2  # never decided: no verdict
+    assert (m["n_judged"], m["n_failed"]) == (1, 1)
 
 
 def test_both_orders_cancel_position_bias(tmp_path):
