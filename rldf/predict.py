@@ -23,7 +23,8 @@ from common.eval.bbq import BBQEvalConfig, evaluate_bbq
 from common.generation import GenerationConfig, build_generator
 from rldf.bias_types import get_bias_type
 
-BBQ_KEYS = ("acc_amb", "acc_dis", "s_dis", "s_amb", "n_unparseable")
+# each accuracy is over parsed answers; the unparseable share of its condition goes beside it (common.eval.bbq)
+BBQ_KEYS = ("acc_amb", "unparseable_rate_amb", "acc_dis", "unparseable_rate_dis", "s_dis", "s_amb", "n_unparseable")
 
 
 @dataclass
