@@ -96,13 +96,22 @@ def dpo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_cho
 
 
 def simpo_loss(chosen_logps_avg: Tensor, rejected_logps_avg: Tensor, beta: float, gamma: float,
-               reduction: str = "mean") -> Tensor:
-    """SimPO: reference-free, length-normalised preference loss.
+               label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
+    """SimPO: reference-free, length-normalised preference loss, with optional label smoothing ε.
 
-    L = -log σ(β·avg log π(y_c) - β·avg log π(y_r) - γ);   (B,), (B,) -> ().  γ is the absolute target margin
-    (TRL parameterises it as γ/β). Source: Meng et al. 2024, eq. 6.
+    With Δ = avg log π(y_c) - avg log π(y_r) (per-token means over each response) and z = β·Δ - γ:
+    L = -(1-ε) log σ(z) - ε log σ(-z);   (B,), (B,) -> ().  γ is the absolute target margin.
+    Source: Meng et al. 2024 (SimPO, arXiv 2405.14734), eq. 6 (ε = 0); the smoothing is TRL's: CPOTrainer.cpo_loss
+    with loss_type="simpo" (trl/experimental/cpo/cpo_trainer.py, TRL 1.16) computes logits = Δ - simpo_gamma/β and
+    -logσ(β·logits)(1-ε) - logσ(-β·logits)ε, i.e. the same z. (TRL's CPO also adds an NLL term, cpo_alpha; SimPO
+    proper, and this function, have none.) 0 <= ε < 0.5: ε flips the preference with that probability.
     """
-    return _reduce(-F.logsigmoid(beta * (chosen_logps_avg - rejected_logps_avg) - gamma), reduction)
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    z = beta * (chosen_logps_avg - rejected_logps_avg) - gamma
+    if label_smoothing == 0.0:
+        return _reduce(-F.logsigmoid(z), reduction)
+    return _reduce(-(1 - label_smoothing) * F.logsigmoid(z) - label_smoothing * F.logsigmoid(-z), reduction)
 
 
 def upper_bound_term(d: Tensor, delta_star: Tensor, label_smoothing: float = 0.0) -> Tensor:

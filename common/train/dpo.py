@@ -10,6 +10,10 @@ hook for a per-pair term such as PCRM-DPO's −log σ(δ* − h), and its "sigmo
 Subclassing would mean rewriting that whole method; the compact loop here is ~100 lines and reuses our templates'
 prompt masking (``encode_prompt_response``), so SFT and DPO train on the same token layout.
 
+``loss_type: simpo`` trains SimPO (Meng et al. 2024) instead: reference-free, on per-token mean log-probs, with
+target margin ``simpo_gamma`` and optional ``label_smoothing`` (``common.losses.simpo_loss``; TRL has it only in its
+CPOTrainer, which adds an NLL term). No reference model is loaded; its logged rewards are β·mean log π.
+
 Reference model: ``ref_model_name_or_path``, else the LoRA-disabled base when ``use_lora`` (no second copy in memory),
 else a frozen copy of the starting policy. ``precompute_ref_log_probs`` scores the pairs with the reference once
 before training and frees it. With full fine-tuning under ZeRO-3, use ``precompute_ref_log_probs`` (a live reference
@@ -28,7 +32,7 @@ from torch import Tensor
 
 from common.artifacts import RunDir
 from common.config import ConfigError, stage_cli
-from common.losses import DPO_LOSS_TYPES, dpo_loss, get_pair_term
+from common.losses import DPO_LOSS_TYPES, dpo_loss, get_pair_term, simpo_loss
 from common.models import load_causal_lm, load_tokenizer
 from common.templates import encode_prompt_response
 from common.train.rm import (
@@ -45,6 +49,8 @@ from common.train.rm import (
     trained_weights_dtype,
 )
 
+STAGE_LOSS_TYPES = (*DPO_LOSS_TYPES, "simpo")
+
 
 @dataclass
 class DPOConfig(PairStageConfig):
@@ -53,21 +59,34 @@ class DPOConfig(PairStageConfig):
     SECTION: ClassVar[str] = "dpo"
     max_length: int = field(default=1024, metadata=_help("prompt + response tokens; longer pairs are truncated"))
     beta: float = field(default=0.1, metadata=_help("β: strength of the KL tie to the reference (Rafailov et al.)"))
-    loss_type: str = field(default="sigmoid", metadata=_help(f"one of {list(DPO_LOSS_TYPES)}"))
-    label_smoothing: float = field(default=0.0, metadata=_help("ε for conservative/robust DPO (and the pair term)"))
+    loss_type: str = field(default="sigmoid", metadata=_help(f"one of {list(STAGE_LOSS_TYPES)} (simpo: "
+                                                             "reference-free SimPO, no reference model)"))
+    label_smoothing: float = field(default=0.0, metadata=_help("ε for conservative/robust DPO and SimPO (and the "
+                                                               "pair term)"))
+    simpo_gamma: float = field(default=0.5, metadata=_help("SimPO target margin γ (loss_type simpo only; 0.5 = "
+                                                           "TRL CPOConfig's default)"))
     ref_model_name_or_path: str | None = field(default=None, metadata=_help(
         "reference model; None: the LoRA-disabled base (use_lora) or a frozen copy of the policy"))
     precompute_ref_log_probs: bool = field(default=False, metadata=_help("score pairs with the reference up front"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.loss_type not in DPO_LOSS_TYPES:
-            raise ConfigError(f"dpo.loss_type: {self.loss_type!r} is not one of {list(DPO_LOSS_TYPES)}")
+        if self.loss_type not in STAGE_LOSS_TYPES:
+            raise ConfigError(f"dpo.loss_type: {self.loss_type!r} is not one of {list(STAGE_LOSS_TYPES)}")
         if self.beta <= 0:
             raise ConfigError(f"dpo.beta: {self.beta} must be > 0")
+        if self.loss_type == "simpo":
+            if self.ref_model_name_or_path or self.precompute_ref_log_probs:
+                key = "ref_model_name_or_path" if self.ref_model_name_or_path else "precompute_ref_log_probs"
+                raise ConfigError(f"dpo.{key}: loss_type simpo is reference-free; unset {key}")
+            if not self.simpo_gamma >= 0:
+                raise ConfigError(f"dpo.simpo_gamma: {self.simpo_gamma} must be >= 0 (a target margin)")
         try:  # the loss itself knows which (loss_type, label_smoothing) combinations mean something
             z = torch.zeros(1)
-            dpo_loss(z, z, z, z, self.beta, self.loss_type, self.label_smoothing)
+            if self.loss_type == "simpo":
+                simpo_loss(z, z, self.beta, self.simpo_gamma, self.label_smoothing)
+            else:
+                dpo_loss(z, z, z, z, self.beta, self.loss_type, self.label_smoothing)
         except ValueError as exc:
             raise ConfigError(f"dpo.loss_type/label_smoothing: {exc}") from None
 
@@ -238,9 +257,16 @@ def encode_pairs(records: list[dict], tokenizer, cfg: DPOConfig, extras: list[st
 
 
 def pair_losses(model, ref, inputs: dict[str, Any], cfg: DPOConfig) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-pair loss (B,) = DPO loss + pair term on h = β·(logratio_c − logratio_r); implicit rewards (B,), (B,)."""
+    """Per-pair loss (B,) = DPO loss + pair term on h = β·(logratio_c − logratio_r); implicit rewards (B,), (B,).
+    SimPO: its loss on per-token means, h = β·(mean log π(y_c) − mean log π(y_r)), rewards β·mean log π; no ref."""
     seq = {k: inputs[k] for k in SEQUENCE_KEYS if k in inputs}
     logps, n_tokens = sequence_logps(model, **seq)  # (2B,), (2B,)
+    if cfg.loss_type == "simpo":
+        chosen, rejected = (logps / n_tokens.clamp(min=1)).chunk(2)
+        per_pair = simpo_loss(chosen, rejected, cfg.beta, cfg.simpo_gamma, cfg.label_smoothing, reduction="none")
+        h = cfg.beta * (chosen - rejected)
+        per_pair = per_pair + get_pair_term(cfg.pair_term)(h, inputs["extras"], cfg.label_smoothing)
+        return per_pair, cfg.beta * chosen.detach(), cfg.beta * rejected.detach()
     ref_logps = inputs["ref_logps"] if "ref_logps" in inputs else reference_logps(model, ref, **seq)[0]
     # IPO on per-token averages (TRL's normalisation, confirmed by the IPO authors); its logged rewards are per token
     if cfg.loss_type == "ipo":
@@ -345,7 +371,7 @@ def build_dpo_trainer(cfg: DPOConfig, train_records: list[dict], eval_records: l
 
         model = get_peft_model(model, lora_config(cfg, "CAUSAL_LM"))
     ref = None
-    if cfg.ref_model_name_or_path or not cfg.use_lora:
+    if cfg.loss_type != "simpo" and (cfg.ref_model_name_or_path or not cfg.use_lora):
         ref = load_causal_lm(cfg.ref_model_name_or_path or cfg.model_name_or_path, dtype=cfg.dtype,
                              trust_remote_code=cfg.trust_remote_code)
     if cfg.precompute_ref_log_probs:

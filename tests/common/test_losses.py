@@ -101,6 +101,22 @@ def test_simpo_subtracts_gamma_from_scaled_average_difference():
     assert close(loss, -math.log(sig(1.5)))
 
 
+def test_simpo_label_smoothing_mixes_in_the_flipped_preference():
+    """TRL CPOTrainer (loss_type="simpo"): -(1-ε) log σ(βΔ - γ) - ε log σ(-(βΔ - γ)). Pair 0: Δ = 1, z = 2·1 - 0.5
+    = 1.5; pair 1: Δ = -0.5, z = -1 - 0.5 = -1.5; ε = 0.1."""
+    chosen, rejected = torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -2.5])
+    per_pair = simpo_loss(chosen, rejected, beta=2.0, gamma=0.5, label_smoothing=0.1, reduction="none")
+    pair0 = -0.9 * math.log(sig(1.5)) - 0.1 * math.log(sig(-1.5))  # 0.9 · 0.20141 + 0.1 · 1.70141 = 0.35141
+    pair1 = -0.9 * math.log(sig(-1.5)) - 0.1 * math.log(sig(1.5))
+    assert close(per_pair[0], pair0) and close(per_pair[1], pair1)
+    assert close(per_pair[0], 0.351413, tol=1e-5)
+    assert close(simpo_loss(chosen, rejected, beta=2.0, gamma=0.5, label_smoothing=0.1), (pair0 + pair1) / 2)
+    unsmoothed = simpo_loss(chosen, rejected, beta=2.0, gamma=0.5, reduction="none")
+    assert per_pair[0] > unsmoothed[0] and per_pair[1] < unsmoothed[1]  # smoothing pulls both towards log 2
+    with pytest.raises(ValueError, match="label_smoothing"):
+        simpo_loss(chosen, rejected, beta=2.0, gamma=0.5, label_smoothing=0.5)
+
+
 def test_upper_bound_term_hand_values_and_label_smoothing():
     d, delta = torch.tensor([1.0, 5.0]), torch.tensor([3.0, 5.0])
     assert torch.allclose(upper_bound_term(d, delta), torch.tensor([-math.log(sig(2.0)), math.log(2.0)]))
