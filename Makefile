@@ -34,7 +34,7 @@ rl_engine_pick = $(if $(word 2,$(2)),$(error $(1): rl sections name different en
 # $(call LAUNCH_ENV,<recipe>): the launcher settings a full-scale target hands its stage scripts
 LAUNCH_ENV = LAUNCH="$(LAUNCH)" NUM_GPUS=$(NUM_GPUS) RL_ENGINE=$(call rl_engine,$(1))
 
-.PHONY: help install install-gpu gpu-plan models demo test lint clean
+.PHONY: help install install-gpu install-verl install-verl-gpu gpu-plan models demo test lint clean
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z0-9_.%-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -54,6 +54,27 @@ install-gpu: ## GPU machine: .venv with every paper extra + gpu (deepspeed, vllm
 	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=$(EXTRAS) HAS_GPU=$(HAS_GPU) FORCE=$(FORCE) bash envs/install_gpu.sh
 	@touch $(INSTALLED)
 
+# verl (engine: verl for RL) gets its own environment: it pins a transformers range the main one does not share.
+VERL_VENV      ?= .venv-verl
+VERL_PY        := $(VERL_VENV)/bin/python
+VERL_INSTALLED := $(VERL_VENV)/.installed
+
+$(VERL_INSTALLED): pyproject.toml
+	@test -x $(VERL_PY) || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install --quiet --upgrade pip
+	$(VERL_PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(VERL_PY) -m pip install --quiet -e ".[rl-verl]"
+	@touch $@
+
+install-verl: $(VERL_INSTALLED) ## .venv-verl: verl 0.9.1 in its own env (enough to check verl configs on a CPU machine)
+
+install-verl-gpu: ## GPU machine: .venv-verl with verl[vllm] + vLLM for engine verl, seeing the machine's CUDA torch
+	$(if $(HAS_GPU)$(filter 1,$(FORCE)),,$(error install-verl-gpu needs a CUDA machine (nvidia-smi lists no GPU); FORCE=1 installs anyway))
+	@test -x $(VERL_PY) || $(PYTHON) -m venv --system-site-packages $(VERL_VENV)
+	$(VERL_PY) -m pip install --quiet --upgrade pip
+	$(VERL_PY) -m pip install --quiet -e ".[rl-verl-gpu]"
+	@touch $(VERL_INSTALLED)
+
 gpu-plan: $(INSTALLED) ## print the GPU memory plan of every full-scale target (GPU_MEM=80 GiB per card; README "GPU plan")
 	$(PY) -m common.gpu_plan --gpu-mem $(or $(GPU_MEM),80)
 
@@ -66,14 +87,14 @@ models: $(PREPARED) ## build the embedded offline models (SmolLM2-135M-Instruct,
 demo: $(PREPARED) ## run every paper's tiny pipeline end to end on the embedded models, then print the results table
 	HF_HUB_OFFLINE=1 $(PY) -m common.demo --runs $(RUNS)/demo
 
-test: $(PREPARED) ## run the test suite (offline, CPU)
+test: $(PREPARED) $(VERL_INSTALLED) ## run the test suite (offline, CPU)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff over the project
 	$(BIN)/ruff check common $(PAPERS) bench tests
 
 clean: ## remove runs/, caches and the virtual environment
-	rm -rf $(RUNS) .cache $(VENV) .pytest_cache wandb
+	rm -rf $(RUNS) .cache $(VENV) $(VERL_VENV) .pytest_cache wandb
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Each paper adds its own targets (<paper>-tiny, <paper>-<model>, <paper>-fidelity) in <paper>/paper.mk.
