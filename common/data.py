@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from common.config import UserError
+from common.config import ConfigError, UserError
 
 Kind = Literal["preference", "sft", "prompt"]
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ KINDS = ("preference", "sft", "prompt")
 FILE_TYPES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 SOURCE_FORMATS = ("canonical", "hh_rlhf")
 ON_BAD_ROW = ("skip", "error")
+# help text of the ``on_bad_row`` field of the stage configs that load data through this module (SFT, RM/DPO, RL)
+ON_BAD_ROW_HELP = ("source_format hh_rlhf: skip a malformed row (counted per reason in metrics.json: data_rows, "
+                   "data_skipped) or error (stop at the first, naming file:row)")
 
 
 class DataError(UserError):
@@ -363,6 +366,21 @@ class HHRowError(DataError):
 def check_on_bad_row(on_bad_row: str, where: str) -> None:
     if on_bad_row not in ON_BAD_ROW:
         raise DataError(f"{where}: on_bad_row {on_bad_row!r} is not one of {list(ON_BAD_ROW)}")
+
+
+def check_on_bad_row_setting(on_bad_row: str, key: str) -> None:
+    """A stage config's ``on_bad_row`` (``key`` its full name, e.g. ``sft.on_bad_row``): a one-line ConfigError."""
+    if on_bad_row not in ON_BAD_ROW:
+        raise ConfigError(f"{key}: {on_bad_row!r} is not one of {list(ON_BAD_ROW)} (skip: count malformed HH-RLHF "
+                          "rows per reason in metrics.json; error: stop at the first, naming file:row)")
+
+
+def data_metrics(stats: dict) -> dict:
+    """A stage's load ``stats`` (add_skip_stats: summed over the files it read) as metrics.json entries:
+    ``data_rows`` (rows read) and ``data_skipped`` ({reason: count}, HH_SKIP_REASONS); {} when nothing was counted."""
+    if not stats:
+        return {}
+    return {"data_rows": stats.get("rows", 0), "data_skipped": dict(stats.get("skipped", {}))}
 
 
 def split_hh_dialogue(text: str) -> tuple[list[dict[str, str]], str]:

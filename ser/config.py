@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 from common.config import ConfigError
 from common.config import help_meta as _h
+from common.data import check_on_bad_row_setting
 from ser.filter import STATUS_SCHEDULES, FilterThresholds
 
 POOL_SOURCES = ("pairs", "generate")
@@ -23,6 +24,9 @@ class SERConfig:
     data_path: str | None = field(default=None, metadata=_h("hub id override, or the local file/folder"))
     data_split: str | None = field(default=None, metadata=_h("split to read (default: the set's training split)"))
     limit: int | None = field(default=None, metadata=_h("use at most this many pairs in all (seeded shuffle)"))
+    on_bad_row: str = field(default="skip", metadata=_h("hh / hh_local: skip a malformed HH-RLHF row (counted per "
+                                                        "reason in metrics.json: data_rows, data_skipped) or "
+                                                        "error (stop at the first, naming file:row)"))
     seed_fraction: float = field(default=0.15, metadata=_h("labelled share of the non-held-out pairs [SECONDARY]"))
     heldout_size: int = field(default=1500, metadata=_h("held-out pairs, only reported, never used to steer the "
                                                         "loop [CODE] 1,500 eval pairs"))
@@ -60,6 +64,7 @@ class SERConfig:
     overwrite: bool = field(default=False, metadata=_h("discard an earlier run in output_dir and start over"))
 
     def __post_init__(self) -> None:
+        check_on_bad_row_setting(self.on_bad_row, "ser.on_bad_row")
         if self.status_schedule not in STATUS_SCHEDULES:
             raise ConfigError(f"ser.status_schedule: {self.status_schedule!r} is not one of {list(STATUS_SCHEDULES)}")
         for key, allowed in (("pool_source", POOL_SOURCES), ("sft_data", ("seed", "all"))):
@@ -86,6 +91,8 @@ class SERConfig:
         return FilterThresholds(self.t_low, self.t_high, self.margin)
 
     def fingerprint(self) -> str:
-        """Hash of the settings a resumed run must share with the interrupted one (not output/overwrite)."""
-        keep = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "overwrite", "sft_data")}
+        """Hash of the settings a resumed run must share with the interrupted one (not output/overwrite).
+        ``on_bad_row`` is left out: it changes no pair (a malformed row is skipped, or the load stops)."""
+        keep = {k: v for k, v in asdict(self).items()
+                if k not in ("output_dir", "overwrite", "sft_data", "on_bad_row")}
         return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]

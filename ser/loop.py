@@ -32,6 +32,7 @@ import numpy as np
 
 from common.artifacts import RunDir, atomic_write_json, read_jsonl, write_jsonl
 from common.config import UserError, stage_cli
+from common.data import data_metrics
 from ser.config import SERConfig
 from ser.filter import select_confident, statuses_for_round
 from ser.loop_report import write_report
@@ -54,9 +55,10 @@ class LoopData:
     pool: list[dict]  # what the loop self-labels: split.pool, or the generated pairs (pool_source generate)
 
 
-def load_cfg_pairs(cfg: SERConfig) -> list[dict]:
+def load_cfg_pairs(cfg: SERConfig, stats: dict | None = None) -> list[dict]:
+    """The run's pairs; ``stats`` receives the HH-RLHF rows read and skipped per reason (ser.pairs.load_pairs)."""
     return load_pairs(cfg.dataset, cfg.data_path, cfg.data_split, cfg.limit,
-                      cfg.seed if cfg.data_seed is None else cfg.data_seed)
+                      cfg.seed if cfg.data_seed is None else cfg.data_seed, on_bad_row=cfg.on_bad_row, stats=stats)
 
 
 def split_for_loop(records: list[dict], cfg: SERConfig) -> tuple[SERSplit, list[dict]]:
@@ -154,7 +156,8 @@ def _start_state(out: Path, cfg: SERConfig) -> tuple[dict, LoopData]:
             raise UserError(f"{out} holds a SER run with other settings (fingerprint {state.get('fingerprint')} vs "
                             f"{cfg.fingerprint()}); pass --overwrite true or choose another output_dir")
         return state, _read_data(out, cfg)
-    split, selection = split_for_loop(load_cfg_pairs(cfg), cfg)
+    data_stats: dict = {}
+    split, selection = split_for_loop(load_cfg_pairs(cfg, data_stats), cfg)
     _write_split(out, split, selection)
     if cfg.pool_source == "generate":  # cached per answer: a crash here resumes the generation, not restarts it
         from ser.generated_pool import generate_pool
@@ -169,7 +172,8 @@ def _start_state(out: Path, cfg: SERConfig) -> tuple[dict, LoopData]:
              "pool_ids": [p["id"] for p in data.pool], "best_loop": None, "best_accuracy": None,
              "loops_since_best": 0, "stop_reason": None,
              "sizes": {"seed": len(split.seed), "pool": len(data.pool), "selection": len(selection),
-                       "heldout": len(split.heldout)}}
+                       "heldout": len(split.heldout)},
+             "data_stats": data_metrics(data_stats)}  # HH sets: rows read, rows skipped per reason
     atomic_write_json(state_path, state)
     return state, data
 
@@ -308,6 +312,7 @@ def run_ser(cfg: SERConfig, backend: RewardBackend | None = None) -> dict:
                           for name, path in models.items()},
         "pool_source": cfg.pool_source,
         "sizes": state["sizes"],
+        **state.get("data_stats", {}),  # data_rows, data_skipped (HH sets; runs started before: absent)
         "seed_fraction": cfg.seed_fraction,
         "loops": state["loops"],
     }

@@ -127,6 +127,10 @@ CASES: list[Case] = [
     sft("sft-model-hub-id-offline", "--model_name_or_path", "no-such-org/no-such-model",
         names=("no-such-org/no-such-model", "HF_HUB_OFFLINE")),
     sft("sft-embedded-model-unknown", "--model_name_or_path", "embedded:gpt5", names=("embedded:gpt5",)),
+    # tests/data/hh_mixed.jsonl: 4 good HH-RLHF rows of 10; row 3 is the first malformed one
+    sft("sft-hh-on-bad-row-error", "--dataset", "{d}/hh.jsonl", "--source_format", "hh_rlhf", "--on_bad_row", "error",
+        names=("{d}/hh.jsonl:3", "[no_final_assistant]", "on_bad_row: skip"),
+        files={"hh.jsonl": (ROOT / "tests" / "data" / "hh_mixed.jsonl").read_bytes()}),
     # --- RM / DPO settings and data -----------------------------------------------------------------------------
     pairs("rm", "rm-dataset-missing", "--dataset", "{d}/nope.jsonl", names=("{d}/nope.jsonl",)),
     pairs("rm", "rm-dataset-empty", "--dataset", "{d}/empty.jsonl", names=("{d}/empty.jsonl", "empty"),
@@ -138,6 +142,7 @@ CASES: list[Case] = [
     pairs("rm", "rm-num-train-epochs-zero", "--num_train_epochs", "0", names=("rm.num_train_epochs",)),
     pairs("rm", "rm-max-steps-negative", "--max_steps", "-5", names=("rm.max_steps", "-5")),
     pairs("rm", "rm-pair-term-unknown", "--pair_term", "cosine", names=("rm.pair_term", "'cosine'")),
+    pairs("rm", "rm-on-bad-row-unknown", "--on_bad_row", "warn", names=("rm.on_bad_row", "'warn'")),
     pairs("rm", "rm-output-dir-under-a-file", "--output_dir", "{d}/pairs.jsonl/rm",
           names=("output_dir", "{d}/pairs.jsonl/rm")),
     pairs("dpo", "dpo-beta-zero", "--beta", "0", names=("dpo.beta",)),

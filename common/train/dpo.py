@@ -32,6 +32,7 @@ from torch import Tensor
 
 from common.artifacts import RunDir
 from common.config import ConfigError, stage_cli
+from common.data import data_metrics
 from common.losses import DPO_LOSS_TYPES, dpo_loss, get_pair_term, simpo_loss
 from common.models import load_causal_lm, load_tokenizer
 from common.templates import encode_prompt_response
@@ -407,7 +408,8 @@ def dpo_trainer_from_rows(cfg: DPOConfig, model, ref, tokenizer, rows: list[dict
 def train_dpo(cfg: DPOConfig) -> dict[str, Any]:
     """Train; save the policy (full, or LoRA adapter) and tokenizer; evaluate reward accuracy/margins; metrics."""
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
-    train_records, eval_records = load_pairs(cfg)
+    data_stats: dict[str, Any] = {}
+    train_records, eval_records = load_pairs(cfg, data_stats)
     trainer, collator, eval_rows, counts = build_dpo_trainer(cfg, train_records, eval_records)
     record_batch(run, trainer, "dpo")
     tokenizer = trainer.processing_class
@@ -416,6 +418,7 @@ def train_dpo(cfg: DPOConfig) -> dict[str, Any]:
     tokenizer.save_pretrained(cfg.output_dir)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "train_pairs": len(train_records),
                                "global_step": result.global_step, **counts}
+    metrics.update(data_metrics(data_stats))  # rows read, and HH-RLHF rows skipped per reason
     key = "train_loss"
     if eval_rows:
         metrics.update(evaluate_dpo(trainer.model, trainer.ref_model, eval_rows, collator, cfg))

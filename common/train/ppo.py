@@ -32,6 +32,7 @@ import torch
 from common.artifacts import RunDir, atomic_write_text, read_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.config import help_meta as _h
+from common.data import SOURCE_FORMATS, check_on_bad_row_setting, data_metrics
 from common.models import load_tokenizer
 from common.train import ppo_core as core
 from common.train import ppo_models as pm
@@ -55,6 +56,11 @@ class PPOConfig:
     dataset_subset: str | None = field(default=None, metadata=_h("hub config name"))
     dataset_columns: dict[str, str] | None = field(default=None, metadata=_h("canonical name -> source column"))
     dataset_limit: int | None = field(default=None, metadata=_h("seeded random subset of this many prompts"))
+    dataset_source_format: str = field(default="canonical", metadata=_h(
+        "canonical | hh_rlhf (HH-RLHF transcript pairs; the prompt is the dialogue before the final reply)"))
+    dataset_on_bad_row: str = field(default="skip", metadata=_h(
+        "dataset_source_format hh_rlhf: skip a malformed row (counted per reason in metrics.json: data_rows, "
+        "data_skipped) or error (stop at the first, naming file:row)"))
     output_dir: str = field(default="runs/rl", metadata=_h("run folder (log.jsonl, checkpoints/, policy/)"))
     seed: int = field(default=42, metadata=_h("seed for sampling, prompt order and init"))
     algorithm: str = field(default="ppo", metadata=_h("ppo | remax (RLDF's code runs ReMax)"))
@@ -156,6 +162,9 @@ class PPOConfig:
             bad("model", "required: the policy to train (hub id, folder or embedded:<name>)")
         if not self.dataset:
             bad("dataset", "required: the prompt records (local file or hub id)")
+        if self.dataset_source_format not in SOURCE_FORMATS:
+            bad("dataset_source_format", f"{self.dataset_source_format!r} is not one of {list(SOURCE_FORMATS)}")
+        check_on_bad_row_setting(self.dataset_on_bad_row, "rl.dataset_on_bad_row")
         if self.engine not in ("ours", "verl"):
             bad("engine", f"{self.engine!r} is not one of ['ours', 'verl']")
         if self.algorithm not in ("ppo", "remax"):
@@ -535,8 +544,11 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
 
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, padding_side="left")
+    data_stats: dict[str, Any] = {}
     records = load_records(cfg.dataset, "prompt", split=cfg.dataset_split, subset=cfg.dataset_subset,
-                           columns=cfg.dataset_columns, limit=cfg.dataset_limit, seed=cfg.seed)
+                           columns=cfg.dataset_columns, limit=cfg.dataset_limit, seed=cfg.seed,
+                           source_format=cfg.dataset_source_format, on_bad_row=cfg.dataset_on_bad_row,
+                           stats=data_stats)
     n_loaded = len(records)
     records, prompt_ids = encode_prompts(records, tokenizer, cfg)
     dropped = n_loaded - len(records)
@@ -591,6 +603,7 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
         "reward_first": log[0]["reward"], "reward_last": log[-1]["reward"],
         "kl_last": log[-1]["kl"], "kl_coef_first": log[0]["kl_coef"], "kl_coef_last": trainer.kl_ctl.value,
         "response_length_last": log[-1]["response_length"],
+        **data_metrics(data_stats),  # prompt rows read, and HH-RLHF rows skipped per reason
     }
     if wandb_run is not None:
         wandb_run.finish()

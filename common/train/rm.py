@@ -27,6 +27,7 @@ from torch import Tensor
 from common.artifacts import RunDir, write_jsonl
 from common.config import ConfigError, stage_cli
 from common.config import help_meta as _help
+from common.data import ON_BAD_ROW_HELP, check_on_bad_row_setting, data_metrics
 from common.losses import PAIR_TERMS, bt_loss, get_pair_term, reward_centering_term
 from common.models import load_reward_model, load_tokenizer
 from common.templates import render_prompt, render_response
@@ -58,6 +59,7 @@ class PairStageConfig:
     subset: str | None = field(default=None, metadata=_help("hub dataset config name"))
     columns: dict | None = field(default=None, metadata=_help("column mapping {canonical: source column}"))
     source_format: str = field(default="canonical", metadata=_help("canonical or hh_rlhf (common.data)"))
+    on_bad_row: str = field(default="skip", metadata=_help(ON_BAD_ROW_HELP))
     limit: int | None = field(default=None, metadata=_help("use at most this many training pairs (shuffled by seed)"))
     eval_dataset: str | None = field(default=None, metadata=_help("held-out pairs; None: split eval_fraction off"))
     eval_split: str = field(default="test", metadata=_help("split of `eval_dataset`"))
@@ -105,6 +107,7 @@ class PairStageConfig:
             raise ConfigError(f"{sec}.pair_term: {self.pair_term!r} is not registered; known: {sorted(PAIR_TERMS)}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"{sec}.eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        check_on_bad_row_setting(self.on_bad_row, f"{sec}.on_bad_row")
         for key in ("max_length", "per_device_train_batch_size", "per_device_eval_batch_size",
                     "gradient_accumulation_steps", "lora_r"):
             if getattr(self, key) < 1:
@@ -341,15 +344,17 @@ def evaluate_pairs(model, tokenizer, records: list[dict], cfg: RMConfig) -> tupl
 # The stage.
 
 
-def load_pairs(cfg: PairStageConfig) -> tuple[list[dict], list[dict]]:
-    """Training and eval preference records; without an eval_dataset, ``eval_fraction`` of train is held out."""
+def load_pairs(cfg: PairStageConfig, stats: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """Training and eval preference records; without an eval_dataset, ``eval_fraction`` of train is held out.
+    ``stats`` receives the rows read and skipped of both loads (common.data.load_records)."""
     from common.data import DataSpec
 
-    train = DataSpec.from_fields(cfg.dataset, cfg.split, cfg.subset, cfg.columns, cfg.limit,
-                                 cfg.source_format).load("preference", seed=cfg.seed)
+    train = DataSpec.from_fields(cfg.dataset, cfg.split, cfg.subset, cfg.columns, cfg.limit, cfg.source_format,
+                                 cfg.on_bad_row).load("preference", seed=cfg.seed, stats=stats)
     if cfg.eval_dataset:
         evals = DataSpec.from_fields(cfg.eval_dataset, cfg.eval_split, cfg.subset, cfg.columns, cfg.eval_limit,
-                                     cfg.source_format).load("preference", seed=cfg.seed)
+                                     cfg.source_format, cfg.on_bad_row).load("preference", seed=cfg.seed,
+                                                                             stats=stats)
         return train, evals
     n_eval = round(len(train) * cfg.eval_fraction)
     if n_eval == 0:
@@ -464,7 +469,8 @@ def fit_eval_records(records: list[dict], tokenizer, cfg: RMConfig) -> tuple[lis
 def train_rm(cfg: RMConfig, trainer_class: type | None = None) -> dict[str, Any]:
     """Train; save the model (full, or LoRA adapter + score head) and tokenizer; score the eval pairs; metrics."""
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
-    train_records, eval_records = load_pairs(cfg)
+    data_stats: dict[str, Any] = {}
+    train_records, eval_records = load_pairs(cfg, data_stats)
     trainer, dropped = build_rm_trainer(cfg, train_records, trainer_class)
     record_batch(run, trainer, cfg.SECTION)
     tokenizer = trainer.processing_class
@@ -479,6 +485,7 @@ def train_rm(cfg: RMConfig, trainer_class: type | None = None) -> dict[str, Any]
     metrics: dict[str, Any] = {
         "train_loss": result.training_loss, "train_pairs": len(train_records) - dropped,
         "train_dropped_too_long": dropped, "eval_dropped_too_long": eval_dropped, "global_step": result.global_step,
+        **data_metrics(data_stats),  # rows read, and HH-RLHF rows skipped per reason
     }
     key = "train_loss"
     if eval_records:

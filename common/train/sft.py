@@ -18,7 +18,7 @@ from typing import Any
 from common.artifacts import RunDir
 from common.config import ConfigError, stage_cli
 from common.config import help_meta as _help
-from common.data import DataSpec, split_records
+from common.data import ON_BAD_ROW_HELP, DataSpec, check_on_bad_row_setting, data_metrics, split_records
 from common.models import load_causal_lm, load_tokenizer, torch_dtype
 from common.templates import encode_prompt_response, template_names
 from common.train import (
@@ -49,6 +49,7 @@ class SFTConfig:
     subset: str | None = field(default=None, metadata=_help("hub dataset config name"))
     columns: dict | None = field(default=None, metadata=_help("column mapping {canonical: source column}"))
     source_format: str = field(default="canonical", metadata=_help("canonical, or hh_rlhf (chosen replies)"))
+    on_bad_row: str = field(default="skip", metadata=_help(ON_BAD_ROW_HELP))
     limit: int | None = field(default=None, metadata=_help("train on a seeded subset of this many records"))
     eval_split: str | None = field(default=None, metadata=_help("split of `dataset` for eval_loss; None: use "
                                                                 "eval_fraction of the training records"))
@@ -96,6 +97,7 @@ class SFTConfig:
             raise ConfigError(f"sft.template: {self.template!r} is not registered; known: {template_names()}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"sft.eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        check_on_bad_row_setting(self.on_bad_row, "sft.on_bad_row")
         for key in ("max_length", "per_device_train_batch_size", "per_device_eval_batch_size",
                     "gradient_accumulation_steps", "lora_r", "logging_steps", "save_steps"):
             if getattr(self, key) < 1:
@@ -113,7 +115,7 @@ class SFTConfig:
 
     def data_spec(self, split: str | None = None) -> DataSpec:
         return DataSpec.from_fields(self.dataset, split or self.split, self.subset, self.columns,
-                                    None if split else self.limit, self.source_format)
+                                    None if split else self.limit, self.source_format, self.on_bad_row)
 
 
 def sft_examples(records: list[dict], tokenizer: Any, cfg: SFTConfig) -> list[dict]:
@@ -129,10 +131,11 @@ def sft_examples(records: list[dict], tokenizer: Any, cfg: SFTConfig) -> list[di
     return out
 
 
-def load_sft_data(cfg: SFTConfig) -> tuple[list[dict], list[dict]]:
-    train = cfg.data_spec().load("sft", seed=cfg.seed)
+def load_sft_data(cfg: SFTConfig, stats: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """Training and eval records; ``stats`` receives the rows read and skipped of both loads (common.data)."""
+    train = cfg.data_spec().load("sft", seed=cfg.seed, stats=stats)
     if cfg.eval_split:
-        return train, cfg.data_spec(cfg.eval_split).load("sft", seed=cfg.seed)
+        return train, cfg.data_spec(cfg.eval_split).load("sft", seed=cfg.seed, stats=stats)
     if cfg.eval_fraction > 0:
         parts = split_records(train, {"eval": cfg.eval_fraction, "train": 1 - cfg.eval_fraction}, seed=cfg.seed)
         return parts["train"], parts["eval"]
@@ -198,7 +201,8 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     resume_from = prepare_checkpoints(cfg.output_dir, cfg.resume, cfg.overwrite, "sft")
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     tokenizer = load_tokenizer(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
-    train_records, eval_records = load_sft_data(cfg)
+    data_stats: dict[str, Any] = {}
+    train_records, eval_records = load_sft_data(cfg, data_stats)
     train_rows = sft_examples(train_records, tokenizer, cfg)
     eval_rows = sft_examples(eval_records, tokenizer, cfg)
     n_trained_tokens = sum(sum(lab != -100 for lab in r["labels"]) for r in train_rows)
@@ -218,6 +222,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
         "global_step": int(trainer.state.global_step),
         "n_train": len(train_rows),
         "n_eval": len(eval_rows),
+        **data_metrics(data_stats),  # rows read, and HH-RLHF rows skipped per reason
         "trained_tokens": int(n_trained_tokens),
         "resumed_from": resume_from,
     }

@@ -37,6 +37,7 @@ import yaml
 
 from common.artifacts import RunDir, atomic_write_json, atomic_write_text, write_jsonl
 from common.config import ConfigError, UserError, config_to_dict
+from common.data import data_metrics
 from common.models import load_tokenizer
 from common.reward_server import spec_from_config
 from common.serve import spawn_server, stop_server
@@ -65,8 +66,9 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def export_prompts(cfg: Any, path: Path) -> tuple[int, int, bool]:
-    """Write verl's prompt parquet; returns (prompts kept, prompts dropped as too long, BOS prepended)."""
+def export_prompts(cfg: Any, path: Path, stats: dict | None = None) -> tuple[int, int, bool]:
+    """Write verl's prompt parquet; returns (prompts kept, prompts dropped as too long, BOS prepended). ``stats``
+    receives the rows read and skipped (common.data.load_records)."""
     import pandas as pd
 
     from common.data import load_records
@@ -75,7 +77,9 @@ def export_prompts(cfg: Any, path: Path) -> tuple[int, int, bool]:
 
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, padding_side="left")
     records = load_records(cfg.dataset, "prompt", split=cfg.dataset_split, subset=cfg.dataset_subset,
-                           columns=cfg.dataset_columns, limit=cfg.dataset_limit, seed=cfg.seed)
+                           columns=cfg.dataset_columns, limit=cfg.dataset_limit, seed=cfg.seed,
+                           source_format=cfg.dataset_source_format, on_bad_row=cfg.dataset_on_bad_row,
+                           stats=stats)
     n_loaded = len(records)
     records, prompt_ids = encode_prompts(records, tokenizer, cfg)
     texts = [render_prompt(rec["prompt"], cfg.template, tokenizer, cfg.system) for rec in records]
@@ -190,7 +194,8 @@ def train_verl(cfg: Any) -> dict[str, Any]:
         import_callable(cfg.reward_function, "rl.reward_function")
 
     train_file = work / "train.parquet"
-    n_prompts, dropped, bos = export_prompts(cfg, train_file)
+    data_stats: dict[str, Any] = {}
+    n_prompts, dropped, bos = export_prompts(cfg, train_file, data_stats)
     spec_file = work / "reward_spec.json"
     atomic_write_json(spec_file, spec_from_config(cfg))
     port = free_port(cfg.reward_host)
@@ -206,7 +211,8 @@ def train_verl(cfg: Any) -> dict[str, Any]:
     print(f"verl {VERL_VERSION} accepts {config_file} ({check['adv_estimator']}, {check['n_gpus']} GPUs, "
           f"{plan.total_steps} steps, {n_prompts} prompts, {dropped} dropped as too long)", flush=True)
     base = {"engine": "verl", "verl_version": VERL_VERSION, "prompts": n_prompts, "dropped_long_prompts": dropped,
-            "total_steps": plan.total_steps, "verl_notes": plan.notes, "verl_check": check}
+            "total_steps": plan.total_steps, "verl_notes": plan.notes, "verl_check": check,
+            **data_metrics(data_stats)}
     if cfg.verl_dry_run:
         return run.finish({**base, "dry_run": True})
 
