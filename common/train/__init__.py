@@ -185,33 +185,255 @@ def resolve_report_to(report_to: str, output_dir: str) -> str:
     return "wandb"
 
 
-def last_checkpoint(output_dir: str | Path) -> str | None:
-    if not os.path.isdir(output_dir):  # before the import: transformers.trainer_utils loads torch and peft (~5 s)
-        return None
-    from transformers.trainer_utils import get_last_checkpoint
+# --- checkpoints: which count, resume / overwrite / refuse ----------------------------------------------------------
+#
+# A kill during a save leaves a checkpoint folder half written (HF writes the weights, optimizer, scheduler and RNG
+# files, then trainer_state.json last; none of them atomically). Such a folder is not a checkpoint: resuming from it
+# dies in safetensors or torch.load. A folder counts only when every file HF wrote is whole (checked below, cheaply:
+# headers and sizes, not contents), so checkpoints written before this check existed still count.
 
-    return get_last_checkpoint(str(output_dir))
+WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "adapter_model.bin", "pytorch_model.bin.index.json")
+INCOMPLETE_PREFIX = "incomplete-"
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file is not whole: header length, JSON header, and the data size the header promises."""
+    import json
+    import struct
+
+    size = path.stat().st_size
+    if size < 8:
+        return f"{path.name} is {size} bytes (truncated)"
+    with path.open("rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if 8 + n > size:
+            return f"{path.name} is truncated (its header alone needs {8 + n} bytes, the file has {size})"
+        try:
+            header = json.loads(fh.read(n))
+        except (ValueError, UnicodeDecodeError):
+            header = None
+    if not isinstance(header, dict):
+        return f"{path.name} has no valid header (truncated or not safetensors)"
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+               and "data_offsets" in v), default=0)
+    if size != 8 + n + end:
+        return f"{path.name} is {size} bytes, its header describes {8 + n + end} (truncated)"
+    return None
+
+
+def _torch_file_problem(path: Path) -> str | None:
+    """torch.save writes a zip archive: one whose end (the central directory) is missing was cut short."""
+    import zipfile
+
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if not magic:
+        return f"{path.name} is empty"
+    if magic.startswith(b"PK") and not zipfile.is_zipfile(path):
+        return f"{path.name} is truncated (its zip archive has no end)"
+    return None
+
+
+def checkpoint_problem(path: str | Path, state_file: str = "trainer_state.json",
+                       weight_dirs: tuple[str, ...] = (".",)) -> str | None:
+    """Why ``path`` is not a complete checkpoint, or None when it is: ``state_file`` (written last) present and whole,
+    model weights in each of ``weight_dirs``, every .safetensors / .pt / .pth / .bin file whole, every shard an index
+    names present. HF Trainer checkpoints use the defaults; PPO's use trainer_state.pt and policy/ (critic/)."""
+    import json
+
+    path = Path(path)
+    state = path / state_file
+    if not state.is_file():
+        return f"no {state_file} (the save was cut short)"
+    if state.suffix == ".json":
+        try:
+            json.loads(state.read_text())
+        except (ValueError, UnicodeDecodeError):
+            return f"{state_file} is not valid JSON (cut short)"
+    for sub in weight_dirs:
+        folder = path / sub
+        if not any((folder / f).is_file() for f in WEIGHT_FILES) and not any(folder.glob("global_step*")):
+            return f"no model weights in {folder.relative_to(path.parent)}"
+        for index in folder.glob("*.index.json"):
+            try:
+                shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+            except (ValueError, UnicodeDecodeError, AttributeError):
+                return f"{index.name} is not valid JSON (cut short)"
+            missing = sorted(s for s in shards if not (folder / s).is_file())
+            if missing:
+                return f"{index.name} names shards that are missing: {missing[:3]}"
+    for f in sorted(path.rglob("*")):
+        if not f.is_file():
+            continue
+        problem = _safetensors_problem(f) if f.suffix == ".safetensors" else \
+            _torch_file_problem(f) if f.suffix in (".pt", ".pth", ".bin") else None
+        if problem:
+            where = f.parent.relative_to(path)
+            return problem if where == Path(".") else f"{where}/{problem}"
+    return None
+
+
+def _step_of(path: Path, prefix: str) -> int | None:
+    rest = path.name[len(prefix):] if path.name.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() else None
+
+
+def scan_checkpoints(root: str | Path, prefix: str = "checkpoint-", **checks: Any) -> tuple[list[Path],
+                                                                                          list[tuple[Path, str]]]:
+    """Checkpoint folders ``<root>/<prefix>N``: (complete ones by step, [(incomplete one, why)])."""
+    root = Path(root)
+    if not root.is_dir():
+        return [], []
+    found = sorted((step, p) for p in root.iterdir() if p.is_dir() and (step := _step_of(p, prefix)) is not None)
+    complete: list[Path] = []
+    incomplete: list[tuple[Path, str]] = []
+    for _, p in found:
+        try:
+            why = checkpoint_problem(p, **checks)
+        except OSError as exc:  # another rank set it aside while this one read it (it was incomplete there too)
+            why = f"unreadable ({exc.strerror or exc})"
+        if why:
+            incomplete.append((p, why))
+        else:
+            complete.append(p)
+    return complete, incomplete
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an incomplete checkpoint to ``incomplete-<name>`` beside it: out of the checkpoint glob (HF's rotation
+    would otherwise count a stale higher-numbered folder as the newest and delete the good ones), but not deleted."""
+    dest = path.with_name(INCOMPLETE_PREFIX + path.name)
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.with_name(f"{INCOMPLETE_PREFIX}{path.name}.{n}")
+    os.replace(path, dest)
+    return dest
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest complete ``checkpoint-N`` in ``output_dir`` (half-written ones skipped), or None."""
+    complete, _ = scan_checkpoints(output_dir)
+    return str(complete[-1]) if complete else None
+
+
+def finished_run_error(output_dir: str | Path, resume: bool) -> UserError:
+    """The one line for a rerun into a finished run (metrics.json) without --overwrite."""
+    import json
+
+    out = Path(output_dir)
+    if not resume:
+        return UserError(f"{out} already holds a finished run (metrics.json); pass --overwrite true to replace it or "
+                         "choose another output_dir")
+    try:
+        steps = json.loads((out / "metrics.json").read_text()).get("global_step")
+    except (ValueError, OSError, AttributeError):
+        steps = None
+    done = f", global_step {steps}" if steps is not None else ""
+    return UserError(f"{out} holds a finished run (metrics.json{done}): --resume true continues only a run that "
+                     "stopped before it finished, and would retrain this one and rewrite its results. Pass --overwrite "
+                     "true to train it again from the start, or choose another output_dir (to train it further, start "
+                     f"a new run with model_name_or_path: {out})")
 
 
 def prepare_checkpoints(output_dir: str | Path, resume: bool, overwrite: bool, where: str) -> str | None:
-    """The checkpoint to resume from, or None. Checkpoints of an unfinished run are never silently discarded:
-    without ``resume`` or ``overwrite`` they are an error; ``overwrite`` deletes them."""
-    found = last_checkpoint(output_dir)
-    if found is None:
-        if resume:
-            print(f"note: {where}.resume is set but {output_dir} holds no checkpoint; starting from scratch", flush=True)
-        return None
-    if resume:
-        return found
-    if overwrite:
+    """The checkpoint to resume from, or None; call it before ``RunDir.start`` (which rewrites run.json).
+
+    - A finished run (metrics.json) is never resumed: without ``overwrite`` that is a one-line error (resuming it
+      would train past its end and rewrite its metrics); with ``overwrite`` its checkpoints and metrics.json go and
+      it trains from the start (so a kill during that retraining leaves a run that ``resume`` continues).
+    - Checkpoints of an unfinished run are never silently discarded: without ``resume`` or ``overwrite`` they are an
+      error; ``overwrite`` deletes them; ``resume`` takes the newest *complete* one. Half-written ones (a kill during
+      a save) are renamed ``incomplete-checkpoint-N`` and named in a note.
+    """
+    out = Path(output_dir)
+    finished = (out / "metrics.json").is_file()
+    if finished and not overwrite:
+        raise finished_run_error(out, resume)
+    complete, incomplete = scan_checkpoints(out)
+    if overwrite and (finished or not resume):
         # one process deletes: under a launcher every rank runs this at once, and two rmtree's of one folder race
         # (the rank that loses finds files already gone); the Trainer saves checkpoints from rank 0 only, too
-        if int(os.environ.get("RANK", "0")) == 0:
-            for ckpt in Path(output_dir).glob("checkpoint-*"):
+        if is_main_process() and out.is_dir():
+            for ckpt in [*out.glob("checkpoint-*"), *out.glob(f"{INCOMPLETE_PREFIX}checkpoint-*")]:
                 shutil.rmtree(ckpt)
+            (out / "metrics.json").unlink(missing_ok=True)
         return None
-    raise UserError(f"{output_dir} holds checkpoints of an earlier run ({Path(found).name}); pass --resume true to "
-                    "continue it or --overwrite true to start over")
+    if not resume:
+        if complete or incomplete:
+            name = (complete or [p for p, _ in incomplete])[-1].name
+            raise UserError(f"{out} holds checkpoints of an earlier run ({name}); pass --resume true to continue it "
+                            "or --overwrite true to start over")
+        return None
+    for path, why in incomplete:
+        if is_main_process():
+            moved = set_aside(path)
+            print(f"note: {where}: skipping the incomplete {path.name} ({why}); kept as {moved.name}", flush=True)
+    if not complete:
+        if is_main_process():
+            print(f"note: {where}.resume is set but {out} holds no complete checkpoint; starting from scratch",
+                  flush=True)
+        return None
+    if is_main_process():
+        print(f"{where}: resuming from {complete[-1]}", flush=True)
+    return str(complete[-1])
+
+
+def log_at_checkpoints_callback() -> Any:
+    """A TrainerCallback that logs the training loss at every checkpoint step, so each checkpoint's log_history
+    (trainer_state.json, restored on resume) covers every step up to it, and that records the step this ``train()``
+    call started from (``start_step``, after a resume the checkpoint's): ``train_loss_metrics`` needs both."""
+    from transformers import TrainerCallback
+
+    class LogAtCheckpoints(TrainerCallback):
+        start_step = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):  # the checkpoint's state is loaded by now
+            self.start_step = int(state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):  # after DefaultFlowCallback decided should_save
+            if control.should_save:
+                control.should_log = True
+            return control
+
+    return LogAtCheckpoints()
+
+
+def run_train_loss(log_history: list[dict], segment_loss: float, start_step: int, end_step: int) -> float:
+    """Mean training loss per optimizer step over the whole run, across resumes.
+
+    HF's ``TrainOutput.training_loss`` averages only the steps of the last ``train()`` call (start_step..end_step].
+    The steps before it come from the logged window means in ``log_history`` (restored from the checkpoint), each
+    weighted by its window's length; with ``log_at_checkpoints_callback`` a checkpoint step is always a logged step,
+    so the windows cover 1..start_step exactly. (A checkpoint written without it may end with unlogged steps: those
+    are then left out of the mean rather than guessed.)"""
+    if start_step <= 0:
+        return float(segment_loss)
+    total, prev = 0.0, 0
+    for entry in log_history:
+        step = entry.get("step")
+        if "loss" in entry and step is not None and prev < step <= start_step:
+            total += float(entry["loss"]) * (step - prev)
+            prev = step
+    segment_steps = max(end_step - start_step, 0)
+    counted = prev + segment_steps
+    return (total + float(segment_loss) * segment_steps) / counted if counted else float(segment_loss)
+
+
+def train_loss_metrics(trainer: Any, result: Any, start_step: int) -> dict[str, Any]:
+    """``train_loss`` over the whole run (``run_train_loss``) and, when resumed, HF's figure for the last segment.
+    ``start_step``: the step this train() call started from (``log_at_checkpoints_callback().start_step``)."""
+    loss = run_train_loss(trainer.state.log_history, float(result.training_loss), start_step,
+                          int(trainer.state.global_step))
+    out: dict[str, Any] = {"train_loss": loss}
+    if start_step:
+        out["train_loss_last_segment"] = float(result.training_loss)
+    return out
 
 
 def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path) -> None:

@@ -36,12 +36,12 @@ from common.data import data_metrics
 from common.losses import DPO_LOSS_TYPES, dpo_loss, get_pair_term, simpo_loss
 from common.models import load_causal_lm, load_tokenizer
 from common.templates import encode_prompt_response
+from common.train import log_at_checkpoints_callback, prepare_checkpoints, save_final, train_loss_metrics
 from common.train.rm import (
     PairStageConfig,
     _help,
     check_padding_free,
     check_pair_term_columns,
-    last_checkpoint,
     load_pairs,
     lora_config,
     numeric_extra_columns,
@@ -407,17 +407,20 @@ def dpo_trainer_from_rows(cfg: DPOConfig, model, ref, tokenizer, rows: list[dict
 
 def train_dpo(cfg: DPOConfig) -> dict[str, Any]:
     """Train; save the policy (full, or LoRA adapter) and tokenizer; evaluate reward accuracy/margins; metrics."""
+    resume_from = prepare_checkpoints(cfg.output_dir, cfg.resume, cfg.overwrite, "dpo")
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     data_stats: dict[str, Any] = {}
     train_records, eval_records = load_pairs(cfg, data_stats)
     trainer, collator, eval_rows, counts = build_dpo_trainer(cfg, train_records, eval_records)
+    loss_log = log_at_checkpoints_callback()
+    trainer.add_callback(loss_log)
     record_batch(run, trainer, "dpo")
     tokenizer = trainer.processing_class
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output_dir) if cfg.resume else None)
-    trainer.save_model(cfg.output_dir)
-    tokenizer.save_pretrained(cfg.output_dir)
-    metrics: dict[str, Any] = {"train_loss": result.training_loss, "train_pairs": len(train_records),
-                               "global_step": result.global_step, **counts}
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    save_final(trainer, tokenizer, cfg.output_dir)
+    metrics: dict[str, Any] = {**train_loss_metrics(trainer, result, loss_log.start_step),
+                               "train_pairs": len(train_records), "global_step": result.global_step,
+                               "resumed_from": resume_from, **counts}
     metrics.update(data_metrics(data_stats))  # rows read, and HH-RLHF rows skipped per reason
     key = "train_loss"
     if eval_rows:

@@ -502,17 +502,47 @@ def _slices(n: int, size: int) -> list[slice]:
 # The run
 
 
-def _prepare_output(cfg: PPOConfig, out: Path) -> Path | None:
-    """The checkpoint to resume from (or None); refuse to mix a new run into an unfinished one."""
-    ckpts = pm.checkpoint_dirs(out)
+def _prepare_output(cfg: PPOConfig, out: Path, total_steps: int) -> Path | None:
+    """The checkpoint to resume from (or None); refuse to mix a new run into an unfinished one. Called before
+    ``RunDir.start``, so a refusal leaves the run folder as it was.
+
+    A finished run (metrics.json) is resumed only to train it further (``total_steps`` above the steps it ran); its
+    metrics.json is then kept as ``metrics-step-N.json``. Resuming it to the steps it already ran is a one-line error
+    (it would only rewrite its results). Half-written checkpoints are skipped, named, and set aside."""
+    from common.train import finished_run_error, set_aside
+
+    complete, incomplete = pm.scan_checkpoints(out)
     if cfg.overwrite:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         (out / "log.jsonl").unlink(missing_ok=True)
+        (out / "metrics.json").unlink(missing_ok=True)  # a kill during the new run must not look finished
         return None
-    if ckpts and not cfg.resume:
-        raise UserError(f"{out} holds checkpoints of an earlier run ({ckpts[-1].name}); pass --resume true to "
+    metrics_path = out / "metrics.json"
+    if metrics_path.is_file():
+        if not cfg.resume:
+            raise finished_run_error(out, resume=False)
+        try:
+            ran = int(json.loads(metrics_path.read_text()).get("steps", 0))
+        except (ValueError, TypeError, AttributeError):
+            ran = 0
+        if total_steps <= ran:
+            raise UserError(f"{out} holds a finished run ({ran} steps, metrics.json) and total_steps is {total_steps}:"
+                            " there is nothing to resume. Raise total_steps to train it further, pass --overwrite true "
+                            "to train it again from the start, or choose another output_dir")
+        kept = out / f"metrics-step-{ran}.json"
+        atomic_write_text(kept, metrics_path.read_text())
+        print(f"note: rl: extending the finished run {out} from step {ran} to {total_steps}; its metrics.json is "
+              f"kept as {kept.name}", flush=True)
+    if (complete or incomplete) and not cfg.resume:
+        name = (complete or [p for p, _ in incomplete])[-1].name
+        raise UserError(f"{out} holds checkpoints of an earlier run ({name}); pass --resume true to "
                         "continue it or --overwrite true to start again")
-    return ckpts[-1] if (cfg.resume and ckpts) else None
+    if not cfg.resume:
+        return None
+    for path, why in incomplete:
+        moved = set_aside(path)
+        print(f"note: rl: skipping the incomplete checkpoint {path.name} ({why}); kept as {moved.name}", flush=True)
+    return complete[-1] if complete else None
 
 
 def _total_steps(cfg: PPOConfig, n_prompts: int) -> int:
@@ -539,8 +569,8 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
 
         return train_verl(cfg)
     out = Path(cfg.output_dir)
-    run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
-    resume_dir = _prepare_output(cfg, out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir {out} is a file, not a folder; choose another output_dir")
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
 
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, padding_side="left")
@@ -553,6 +583,8 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
     records, prompt_ids = encode_prompts(records, tokenizer, cfg)
     dropped = n_loaded - len(records)
     total_steps = _total_steps(cfg, len(records))
+    resume_dir = _prepare_output(cfg, out, total_steps)  # before RunDir.start: a refusal changes nothing
+    run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
 
     policy, ref = pm.build_policy(cfg, resume_dir)
     critic = pm.build_critic(cfg, tokenizer.pad_token_id, resume_dir) if cfg.algorithm == "ppo" else None

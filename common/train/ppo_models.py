@@ -171,16 +171,31 @@ def hf_generate(policy: nn.Module, query_ids: Tensor, query_mask: Tensor, *, max
 
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoints: output_dir/checkpoints/step-NNNNNN/{policy/, critic/, trainer_state.pt (step, optimisers, schedulers,
-# KL controller, reward statistics, RNG states)}, written to a temporary folder and renamed, so a checkpoint folder
-# either is complete or does not exist.
+# KL controller, reward statistics, RNG states)}, written to a temporary folder and renamed, so a kill leaves a
+# checkpoint folder either complete or absent; a folder being replaced or rotated out is renamed away before it is
+# deleted, so a kill mid-delete never leaves a partial step-N either. Resume still checks every file
+# (common.train.checkpoint_problem: a copy, a full disk or a crash before the data reached the disk can truncate one)
+# and sets an incomplete folder aside as checkpoints/incomplete-step-N.
+
+
+def scan_checkpoints(output_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(complete checkpoints by step, [(incomplete one, why)])."""
+    from common.train import scan_checkpoints as scan
+
+    return scan(output_dir / "checkpoints", prefix="step-", state_file="trainer_state.pt", weight_dirs=("policy",))
 
 
 def checkpoint_dirs(output_dir: Path) -> list[Path]:
-    root = output_dir / "checkpoints"
-    if not root.is_dir():
-        return []
-    done = [p for p in root.glob("step-*") if (p / "trainer_state.pt").exists()]
-    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+    """The complete checkpoints, oldest first."""
+    return scan_checkpoints(output_dir)[0]
+
+
+def _discard(path: Path) -> None:
+    """Delete a checkpoint folder without ever leaving a partial one under its name: rename, then delete."""
+    trash = path.with_name(f".{path.name}.deleting")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def save_checkpoint(output_dir: Path, step: int, models: dict[str, nn.Module], state: dict,
@@ -193,8 +208,9 @@ def save_checkpoint(output_dir: Path, step: int, models: dict[str, nn.Module], s
     for name, model in models.items():
         model.save_pretrained(tmp / name)
     torch.save(state, tmp / "trainer_state.pt")
-    shutil.rmtree(final, ignore_errors=True)
+    if final.exists():
+        _discard(final)
     os.replace(tmp, final)
     for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     return final

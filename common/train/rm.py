@@ -33,10 +33,13 @@ from common.models import load_reward_model, load_tokenizer
 from common.templates import render_prompt, render_response
 from common.train import (  # shared with sft.py (and dpo.py through this module)
     check_schedule,
-    last_checkpoint,
+    log_at_checkpoints_callback,
+    prepare_checkpoints,
     record_batch,
     resolve_accumulation,
     resolve_report_to,
+    save_final,
+    train_loss_metrics,
 )
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
@@ -468,24 +471,26 @@ def fit_eval_records(records: list[dict], tokenizer, cfg: RMConfig) -> tuple[lis
 
 def train_rm(cfg: RMConfig, trainer_class: type | None = None) -> dict[str, Any]:
     """Train; save the model (full, or LoRA adapter + score head) and tokenizer; score the eval pairs; metrics."""
+    resume_from = prepare_checkpoints(cfg.output_dir, cfg.resume, cfg.overwrite, cfg.SECTION)
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     data_stats: dict[str, Any] = {}
     train_records, eval_records = load_pairs(cfg, data_stats)
     trainer, dropped = build_rm_trainer(cfg, train_records, trainer_class)
+    loss_log = log_at_checkpoints_callback()
+    trainer.add_callback(loss_log)
     record_batch(run, trainer, cfg.SECTION)
     tokenizer = trainer.processing_class
     eval_records, eval_dropped = fit_eval_records(eval_records, tokenizer, cfg)
     epochs: list[dict] = []
     if cfg.eval_each_epoch and eval_records:
         trainer.add_callback(_epoch_eval_callback(tokenizer, eval_records, cfg, epochs))
-    resume_from = last_checkpoint(cfg.output_dir) if cfg.resume else None
     result = trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model(cfg.output_dir)
-    tokenizer.save_pretrained(cfg.output_dir)
+    save_final(trainer, tokenizer, cfg.output_dir)
     metrics: dict[str, Any] = {
-        "train_loss": result.training_loss, "train_pairs": len(train_records) - dropped,
+        **train_loss_metrics(trainer, result, loss_log.start_step), "train_pairs": len(train_records) - dropped,
         "train_dropped_too_long": dropped, "eval_dropped_too_long": eval_dropped, "global_step": result.global_step,
         **data_metrics(data_stats),  # rows read, and HH-RLHF rows skipped per reason
+        "resumed_from": resume_from,
     }
     key = "train_loss"
     if eval_records:

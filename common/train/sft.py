@@ -25,6 +25,7 @@ from common.train import (
     check_4bit,
     check_deepspeed_config,
     check_schedule,
+    log_at_checkpoints_callback,
     logged_losses,
     prepare_checkpoints,
     quantization_config_4bit,
@@ -33,6 +34,7 @@ from common.train import (
     resolve_lora_targets,
     resolve_report_to,
     save_final,
+    train_loss_metrics,
 )
 
 
@@ -210,13 +212,15 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
           f"template {cfg.template!r}; resume from {resume_from}", flush=True)
 
     trainer = build_sft_trainer(cfg, build_model(cfg), tokenizer, train_rows, eval_rows)
+    loss_log = log_at_checkpoints_callback()
+    trainer.add_callback(loss_log)
     record_batch(run, trainer, "sft")
     result = trainer.train(resume_from_checkpoint=resume_from)
     save_final(trainer, tokenizer, cfg.output_dir)
 
     losses = logged_losses(trainer.state.log_history)
     metrics: dict[str, Any] = {
-        "train_loss": float(result.training_loss),
+        **train_loss_metrics(trainer, result, loss_log.start_step),  # the whole run's mean, across resumes
         "train_loss_first": losses[0] if losses else None,
         "train_loss_last": losses[-1] if losses else None,
         "global_step": int(trainer.state.global_step),
