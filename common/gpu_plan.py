@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from common.config import UserError, run_cli
+from common.models import split_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPERS = ("rldf", "rllr", "rlchf", "pcrm", "ser")
@@ -193,6 +194,7 @@ def _baichuan2_counts(v: dict[str, Any]) -> Counts:
 
 @functools.cache
 def model_counts(hub_id: str) -> Counts:
+    hub_id = split_revision(hub_id)[0]  # a pinned revision (name@commit) has its name's architecture
     if hub_id not in ARCHS:
         raise UserError(f"no architecture values for {hub_id!r}; add them to common/gpu_plan.py ARCHS from its "
                         "config.json")
@@ -417,6 +419,7 @@ def plan_config(paper: str, path: Path, plan: Plan) -> list[Row]:
             model = values.get("model_name_or_path" if kind in ("sft", "rm", "dpo") else "model") or ""
             if not model or model == "REPLACED_BY_SCRIPT" or model.startswith("runs/"):
                 model = base  # filled by the stage scripts with an earlier stage's output: the same architecture
+            model = split_revision(model)[0]  # the pinned commit (name@revision) does not change the sizes
             rows += _stage_rows(plan, kind, target, section, model, values, opts, where)
     return _merge(rows)
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from common.config import UserError, run_cli
 
@@ -164,10 +165,51 @@ _HUB_ID = re.compile(rf"^(?:{_HUB_NAME}/)?{_HUB_NAME}$")
 _MODEL_FOLDER_FILES = ("config.json", "adapter_config.json", "tokenizer_config.json", "tokenizer.json")
 
 
+# A hub id may name the revision it is pinned to: ``namespace/name@<commit hash>`` (a branch or tag works too, but
+# can move). Every model name in every config goes through the loaders below, so the pin reaches from_pretrained as
+# ``revision=`` wherever the model is loaded; for a trust_remote_code model transformers fetches the model's own code
+# at that revision too. A pinned model remembers its pin (``model.name_or_path``), so a LoRA adapter trained on it
+# records ``name@revision`` as its base and ``common.merge_lora`` reloads exactly that base.
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+
+
+def split_revision(name_or_path: str) -> tuple[str, str | None]:
+    """``namespace/name@rev`` -> (``namespace/name``, ``rev``); anything else (a local path, even one holding an @,
+    ``embedded:<name>``, a hub id without a pin) -> (unchanged, None)."""
+    if "@" not in name_or_path or name_or_path.startswith(PREFIX) or Path(name_or_path).exists():
+        return name_or_path, None
+    name, _, rev = name_or_path.rpartition("@")
+    if _HUB_ID.match(name) and _REVISION.match(rev):
+        return name, rev
+    return name_or_path, None
+
+
+def hub_kwargs(name_or_path: str, revision: str | None = None) -> tuple[str, dict[str, str]]:
+    """(the path to load, the ``from_pretrained`` keyword arguments that pin it): ``{"revision": rev}`` for a pinned
+    hub id (``name@rev`` or ``revision``), ``{}`` otherwise. A pin on a local folder is refused: it would pin nothing."""
+    name, pinned = split_revision(name_or_path)
+    if revision and pinned and revision != pinned:
+        raise UserError(f"model {name_or_path!r}: pinned to {pinned!r} by its name but to {revision!r} by revision; "
+                        "give one")
+    rev = revision or pinned
+    path = model_source(name)
+    if rev and Path(path).exists():
+        raise UserError(f"model {name_or_path!r}: {path} is a local folder, and a revision pins only a hub model; "
+                        "drop the revision (or the @<revision>) or pass the hub id")
+    return path, ({"revision": rev} if rev else {})
+
+
+def _remember_pin(model: Any, name_or_path: str, pin: dict[str, str]) -> Any:
+    if pin:
+        model.name_or_path = f"{split_revision(name_or_path)[0]}@{pin['revision']}"
+    return model
+
+
 def model_source(name_or_path: str) -> str:
     """``resolve_model``, then refuse at once (no heavy import) what cannot be a model: an existing file, or a local
-    path that does not exist and is not a hub id either. Hub ids pass; the loaders report one that cannot load."""
-    path = resolve_model(name_or_path)
+    path that does not exist and is not a hub id either. Hub ids pass; the loaders report one that cannot load.
+    A pinned hub id (``name@revision``) gives its name; ``hub_kwargs`` gives the pin."""
+    path = resolve_model(split_revision(name_or_path)[0])
     if Path(path).is_file():
         raise UserError(f"model {name_or_path!r}: {path} is a file; expected a model folder (config.json and "
                         "weights, as save_pretrained writes it), a hub id or embedded:<name>")
@@ -188,16 +230,19 @@ def _load_failed(name_or_path: str, what: str, exc: Exception) -> UserError:
     return UserError(f"model {name_or_path!r}: cannot load its {what}: {where}{first}{offline}")
 
 
-def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, padding_side: str = "right"):
-    """A tokenizer with a pad token. Models without one (Llama-2) pad with EOS; the attention mask hides it."""
-    path = model_source(name_or_path)  # a missing folder or a file fails before transformers loads
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, padding_side: str = "right",
+                   revision: str | None = None):
+    """A tokenizer with a pad token. Models without one (Llama-2) pad with EOS; the attention mask hides it.
+    ``revision`` (or ``name@revision``) pins a hub model's commit."""
+    path, pin = hub_kwargs(name_or_path, revision)  # a missing folder or a file fails before transformers loads
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **pin)
     except (OSError, ValueError) as exc:
         if "trust_remote_code" in str(exc):
-            raise UserError(f"{name_or_path} ships custom code; opt in with trust_remote_code: true") from None
+            raise UserError(f"{name_or_path} ships custom code; opt in with trust_remote_code: true (the make "
+                            "targets: TRUST_REMOTE_CODE=true)") from None
         raise _load_failed(name_or_path, "tokenizer", exc) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -215,33 +260,37 @@ def torch_dtype(name: str):
     return table[name]
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False, **kwargs):
-    path, weights_dtype = model_source(name_or_path), torch_dtype(dtype)
+def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False,
+                   revision: str | None = None, **kwargs):
+    """A causal LM; ``revision`` (or ``name@revision``) pins a hub model's commit."""
+    (path, pin), weights_dtype = hub_kwargs(name_or_path, revision), torch_dtype(dtype)
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            path, dtype=weights_dtype, trust_remote_code=trust_remote_code, **kwargs
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=weights_dtype, trust_remote_code=trust_remote_code, **pin, **kwargs
         )
     except (OSError, ValueError) as exc:
         raise _load_failed(name_or_path, "causal LM", exc) from None
+    return _remember_pin(model, name_or_path, pin)
 
 
 def load_reward_model(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False,
-                      pad_token_id: int | None = None, **kwargs):
-    """A sequence-classification model with one output: the score of the last non-pad token."""
-    path, weights_dtype = model_source(name_or_path), torch_dtype(dtype)
+                      pad_token_id: int | None = None, revision: str | None = None, **kwargs):
+    """A sequence-classification model with one output: the score of the last non-pad token. ``revision`` (or
+    ``name@revision``) pins a hub model's commit."""
+    (path, pin), weights_dtype = hub_kwargs(name_or_path, revision), torch_dtype(dtype)
     from transformers import AutoModelForSequenceClassification
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=weights_dtype, trust_remote_code=trust_remote_code, **kwargs,
+            path, num_labels=1, dtype=weights_dtype, trust_remote_code=trust_remote_code, **pin, **kwargs,
         )
     except (OSError, ValueError) as exc:
         raise _load_failed(name_or_path, "reward model", exc) from None
     if pad_token_id is not None and model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id
-    return model
+    return _remember_pin(model, name_or_path, pin)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import ConfigError
-from common.models import resolve_model
+from common.models import resolve_model, split_revision
 
 VERL_VERSION = "0.9.1"
 # Files verl loads by path; they import nothing from this repository (verl's workers run in verl's environment).
@@ -154,7 +154,13 @@ def translate(cfg: Any, *, train_file: str, n_prompts: int, total_steps: int, re
     # --- models
     for key in model_keys:
         # verl loads by hub id or folder: embedded:<name> becomes its prepared folder
-        path = resolve_model(cfg.model if key.startswith("actor") else critic_path(cfg))
+        name = cfg.model if key.startswith("actor") else critic_path(cfg)
+        hub_id, revision = split_revision(name)
+        if revision:  # verl's model.path has no revision: it would load the hub's latest commit, unpinned
+            raise ConfigError(f"rl.model {name!r}: engine verl cannot pin a hub revision; download that commit "
+                              f"(huggingface-cli download {hub_id} --revision {revision} --local-dir DIR) and set "
+                              "the model to DIR, or use engine: ours")
+        path = resolve_model(name)
         put(f"{key}.path", path, "model" if key.startswith("actor") else "value_model")
         put(f"{key}.trust_remote_code", cfg.trust_remote_code, "trust_remote_code")
         put(f"{key}.enable_gradient_checkpointing", cfg.gradient_checkpointing, "gradient_checkpointing")

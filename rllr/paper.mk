@@ -4,7 +4,12 @@ rllr_comma   := ,
 RLLR_TASKS   := mr ag_news app_reviews mrpc qqp mnli sst2 stsb
 # GPU runs: the stage scripts, SFT and RM trainers under LAUNCH (NUM_GPUS processes), PPO with RL_ENGINE (Makefile)
 RLLR_RUN      = CONFIG=$(1) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=$(2) TASKS="$(or $(TASK),$(3))" \
+                TRUST_REMOTE_CODE=$(TRUST_REMOTE_CODE) \
                 $(if $(MODES),MODES="$(MODES)") $(call LAUNCH_ENV,$(1)) bash rllr/scripts/run_all.sh
+
+# Models that run their own hub code (the recipe's `remote_code`) start only with TRUST_REMOTE_CODE=true
+RLLR_REMOTE   = @test "$(TRUST_REMOTE_CODE)" = true || { echo "error: $(1) runs its own code from the hub; rerun \
+with TRUST_REMOTE_CODE=true to allow it" >&2; exit 2; }
 
 # CPU runs: every stage in one interpreter (rllr/pipeline.py), one torch thread (faster than two on shared cores)
 RLLR_PIPELINE = HF_HUB_OFFLINE=1 $(PY) -m rllr.pipeline --config $(1) --model $(2) --tasks sst2$(rllr_comma)rte \
@@ -25,13 +30,16 @@ rllr-llama2: $(PREPARED) ## RLLR on Llama-2-7b-chat, eight tasks, RLHF/RLLR/RLLR
 rllr-llama2-13b: $(PREPARED) ## RLLR on Llama-2-13b-chat, eight tasks, three PPO modes (GPU)
 	$(call RLLR_RUN,rllr/configs/llama2-13b.yaml,llama2-13b,$(RLLR_TASKS))
 
-rllr-baichuan2: $(PREPARED) ## RLLR on Baichuan2-7B-Chat, eight tasks, three PPO modes (GPU)
+rllr-baichuan2: $(PREPARED) ## RLLR on Baichuan2-7B-Chat, eight tasks, three PPO modes (GPU; needs TRUST_REMOTE_CODE=true)
+	$(call RLLR_REMOTE,baichuan-inc/Baichuan2-7B-Chat)
 	$(call RLLR_RUN,rllr/configs/baichuan2.yaml,baichuan2,$(RLLR_TASKS))
 
-rllr-baichuan2-13b: $(PREPARED) ## RLLR on Baichuan2-13B-Chat, eight tasks, three PPO modes (GPU; τ from rllr.tau)
+rllr-baichuan2-13b: $(PREPARED) ## RLLR on Baichuan2-13B-Chat, eight tasks, three PPO modes (GPU; τ from rllr.tau; needs TRUST_REMOTE_CODE=true)
+	$(call RLLR_REMOTE,baichuan-inc/Baichuan2-13B-Chat)
 	$(call RLLR_RUN,rllr/configs/baichuan2-13b.yaml,baichuan2-13b,$(RLLR_TASKS))
 
-rllr-chatglm3: $(PREPARED) ## RLLR on chatglm3-6b, eight tasks, three PPO modes (GPU)
+rllr-chatglm3: $(PREPARED) ## RLLR on chatglm3-6b, eight tasks, three PPO modes (GPU; needs TRUST_REMOTE_CODE=true)
+	$(call RLLR_REMOTE,THUDM/chatglm3-6b)
 	$(call RLLR_RUN,rllr/configs/chatglm3.yaml,chatglm3,$(RLLR_TASKS))
 
 rllr-mistral: $(PREPARED) ## RLLR on Mistral-7B-Instruct-v0.2, eight tasks, three PPO modes (GPU)

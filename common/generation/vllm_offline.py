@@ -19,13 +19,15 @@ VLLM_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", 
                "float16": "float16", "fp16": "float16", "auto": "auto"}
 
 
-def engine_kwargs(cfg: GenerationConfig, model_path: str) -> dict[str, Any]:
-    """Keyword arguments for ``vllm.LLM``: model, dtype, seed, remote code, tensor parallelism, memory share."""
+def engine_kwargs(cfg: GenerationConfig, model_path: str, revision: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.LLM``: model, dtype, seed, remote code, tensor parallelism, memory share, and the
+    pinned revision of a hub model (``name@revision``: model, tokenizer and remote code at that commit)."""
     if cfg.dtype not in VLLM_DTYPES:
         raise UserError(f"GenerationConfig.dtype = {cfg.dtype!r}: vllm takes one of {sorted(VLLM_DTYPES)}")
+    pin = {"revision": revision, "tokenizer_revision": revision, "code_revision": revision} if revision else {}
     return {"model": model_path, "dtype": VLLM_DTYPES[cfg.dtype], "seed": cfg.seed or 0,
             "trust_remote_code": cfg.trust_remote_code, "tensor_parallel_size": cfg.tensor_parallel_size,
-            "gpu_memory_utilization": cfg.gpu_memory_utilization}
+            "gpu_memory_utilization": cfg.gpu_memory_utilization, **pin}
 
 
 class VLLMGenerator(Generator):
@@ -36,9 +38,10 @@ class VLLMGenerator(Generator):
         except ImportError:
             raise UserError("generation backend 'vllm' needs the vllm package (pip install -e '.[gpu]' on a GPU "
                             "machine); on CPU use backend: hf, or backend: openai against `vllm serve`") from None
-        from common.models import resolve_model
+        from common.models import hub_kwargs
 
-        self.llm = LLM(**engine_kwargs(cfg, resolve_model(cfg.model)))
+        path, pin = hub_kwargs(cfg.model)
+        self.llm = LLM(**engine_kwargs(cfg, path, pin.get("revision")))
         self.tokenizer = self.llm.get_tokenizer()
         self.stop_ids = stop_token_ids(self.tokenizer)
 

@@ -19,6 +19,12 @@ if [[ ${OVERWRITE:-false} == true ]]; then EXTRA+=(overwrite=true); MERGE_FLAGS+
 if [[ ${TRUST_REMOTE_CODE:-false} == true ]]; then
   EXTRA+=(trust_remote_code=true)
   MERGE_FLAGS+=(--trust-remote-code)
+else  # a recipe whose model runs its own hub code names it in `remote_code`: stop before any stage starts
+  REMOTE=$($PY -c "import yaml; c=yaml.safe_load(open('$CONFIG')); print(c.get('remote_code') or '')")
+  if [[ -n $REMOTE ]]; then
+    echo "error: $REMOTE runs its own code from the hub; rerun with TRUST_REMOTE_CODE=true to allow it" >&2
+    exit 2
+  fi
 fi
 case $MODE in self|teacher) ;; *) echo "error: MODE=$MODE; use MODE=self or MODE=teacher" >&2; exit 2 ;; esac
 

@@ -4,4 +4,4 @@
 source "$(dirname "$0")/env.sh"
 run_if_needed "$ROOT/rm_rat" $LAUNCH -m rllr.rm --config "$CONFIG" --section rm_rat \
   model_name_or_path="$ROOT/sft_wrat_merged" dataset="$ROOT/data/rationale_pairs.jsonl" \
-  eval_dataset="$ROOT/data/label_pairs_test.jsonl" output_dir="$ROOT/rm_rat" ${RM_LOSS:+loss=$RM_LOSS} $OW
+  eval_dataset="$ROOT/data/label_pairs_test.jsonl" output_dir="$ROOT/rm_rat" ${RM_LOSS:+loss=$RM_LOSS} $TR $OW

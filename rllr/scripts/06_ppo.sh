@@ -8,6 +8,6 @@ for MODE in $MODES; do
   run_if_needed "$ROOT/ppo_$MODE" $PY -m rllr.ppo --config "$CONFIG" --section rl mode="$MODE" model="$BASE" \
     dataset="$ROOT/data/prompts.jsonl" output_dir="$ROOT/ppo_$MODE" tau_file="$ROOT/rm_label/tau.json" \
     label_rm="{path: '$BASE', adapter: '$ROOT/rm_label'}" rat_rm="{path: '$BASE', adapter: '$ROOT/rm_rat'}" \
-    ${RL_ENGINE:+engine=$RL_ENGINE} $OW
+    ${RL_ENGINE:+engine=$RL_ENGINE} $TR $OW
   merge_if_needed "$ROOT/ppo_$MODE/policy" "$ROOT/ppo_$MODE/policy_merged" "$BASE"
 done

@@ -5,6 +5,6 @@ declare -A SYSTEMS=([sft_label]="$ROOT/sft_label_merged" [sft_wrat]="$ROOT/sft_w
 for MODE in $MODES; do SYSTEMS[ppo_$MODE]="$ROOT/ppo_$MODE/policy_merged"; done
 for SYS in "${!SYSTEMS[@]}"; do
   run_if_needed "$ROOT/predict/$SYS" $PY -m rllr.predict --config "$CONFIG" --section predict \
-    model="${SYSTEMS[$SYS]}" data="$ROOT/data/eval.jsonl" output_dir="$ROOT/predict/$SYS" $OW
+    model="${SYSTEMS[$SYS]}" data="$ROOT/data/eval.jsonl" output_dir="$ROOT/predict/$SYS" $TR $OW
 done
 $PY -m rllr.compare --root "$ROOT"

@@ -1,6 +1,6 @@
 # Sourced by every RLLR stage script. CONFIG (recipe), RUNS (runs root), MODEL (run-folder name), TASK (one task, or
 # several joined by commas to train one model on all of them, e.g. sst2,rte), OVERWRITE (true replaces finished
-# runs), PY (python), LAUNCH (starts the SFT and RM trainers, e.g. "accelerate launch --num_processes 8"; default
+# runs), TRUST_REMOTE_CODE (true runs a model's own hub code; required by recipes with `remote_code`), PY (python), LAUNCH (starts the SFT and RM trainers, e.g. "accelerate launch --num_processes 8"; default
 # $PY), RL_ENGINE (ours | verl: the PPO stage's engine; default the recipe's rl.engine). Runs go to
 # $RUNS/rllr/$MODEL/<task>/.
 set -euo pipefail
@@ -16,8 +16,16 @@ ROOT=$RUNS/rllr/$MODEL/${TASK//,/+}
 MODES=${MODES:-rlhf rllr rllr_mixed}
 # Hub access follows the caller's HF_HUB_OFFLINE: full-scale runs download datasets and models; the tiny and
 # fidelity make targets set HF_HUB_OFFLINE=1 themselves.
-# trust_remote_code for the merge step, read from the recipe's sft_wrat section (ChatGLM3, Baichuan2)
-TRC=$($PY -c "import yaml,sys; c=yaml.safe_load(open('$CONFIG')); print('--trust-remote-code' if c['sft_wrat'].get('trust_remote_code') else '')")
+# Remote code (ChatGLM3, Baichuan2: the recipe's top-level `remote_code` names the hub model): its stages get
+# trust_remote_code=true (TR) and the merges --trust-remote-code (TRC) only when the caller opts in with
+# TRUST_REMOTE_CODE=true; without it the run stops here, before any stage (and any paid API call) starts.
+REMOTE=$($PY -c "import yaml; c=yaml.safe_load(open('$CONFIG')); print(c.get('remote_code') or '')")
+if [ -n "$REMOTE" ] && [ "${TRUST_REMOTE_CODE:-false}" != true ]; then
+  echo "error: $REMOTE runs its own code from the hub; rerun with TRUST_REMOTE_CODE=true to allow it" >&2
+  exit 2
+fi
+TR=$([ "${TRUST_REMOTE_CODE:-false}" = true ] && echo "trust_remote_code=true" || true)
+TRC=$([ "${TRUST_REMOTE_CODE:-false}" = true ] && echo "--trust-remote-code" || true)
 # run_if_needed DIR CMD...: skip a stage whose run folder already finished (metrics.json), unless OVERWRITE=true
 run_if_needed() {
   local dir=$1; shift
