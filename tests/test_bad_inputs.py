@@ -9,6 +9,7 @@ subprocesses at a time), then each test checks its own outcome; one node id (REL
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -66,6 +67,13 @@ def sft(id: str, *args: str, names: tuple[str, ...], files: dict | None = None) 
 def pairs(stage: str, id: str, *args: str, names: tuple[str, ...], files: dict | None = None) -> Case:
     """common.train.rm or .dpo on a valid tiny setup, with ``args`` overriding it."""
     return Case(id, f"common.train.{stage}", flags(PAIRS_OK) + args, names, {"pairs.jsonl": PAIR_ROWS, **(files or {})})
+
+
+# common.data: files that cannot be read, and HH-RLHF rows that give no pair (tests/data/hh_mixed.jsonl: 10 rows,
+# row 3's rejected transcript ends with a Human turn; tests/common/test_data.py holds the unit tests)
+HH_MIXED = (Path(__file__).resolve().parent / "data" / "hh_mixed.jsonl").read_bytes()
+HH_BAD_ONLY = b"".join(line + b"\n" for line in HH_MIXED.splitlines() if b'"case": "ok' not in line)
+PAIRS_GZ = gzip.compress(PAIR_ROWS.encode() * 200)
 
 
 CANDIDATES = jsonl({"prompt_id": "p1", "prompt": "Q", "chosen_id": "a", "rejected_id": "b",
@@ -149,6 +157,23 @@ CASES: list[Case] = [
     pairs("dpo", "dpo-loss-type-unknown", "--loss_type", "hinge2", names=("dpo.loss_type", "'hinge2'")),
     pairs("dpo", "dpo-max-steps-zero", "--max_steps", "0", names=("dpo.max_steps",)),
     pairs("dpo", "dpo-num-train-epochs-nan", "--num_train_epochs", "nan", names=("dpo.num_train_epochs",)),
+    # --- data files (common.data) -------------------------------------------------------------------------------
+    pairs("rm", "data-jsonl-not-utf8", "--dataset", "{d}/latin1.jsonl", names=("{d}/latin1.jsonl line 2", "UTF-8"),
+          files={"latin1.jsonl": PAIR_ROWS.encode().replace(b"sure", b"s\xfbre")}),
+    pairs("rm", "data-gz-truncated", "--dataset", "{d}/cut.jsonl.gz", names=("{d}/cut.jsonl.gz", "truncated"),
+          files={"cut.jsonl.gz": PAIRS_GZ[: len(PAIRS_GZ) // 2]}),
+    pairs("rm", "data-gz-not-gzip", "--dataset", "{d}/plain.jsonl.gz", names=("{d}/plain.jsonl.gz", "gzip"),
+          files={"plain.jsonl.gz": PAIR_ROWS}),
+    pairs("dpo", "data-parquet-garbage", "--dataset", "{d}/pairs.parquet", names=("{d}/pairs.parquet", "parquet"),
+          files={"pairs.parquet": b"PAR1 this is not a parquet file"}),
+    pairs("rm", "data-hh-no-usable-row", "--dataset", "{d}/hh.jsonl", "--source_format", "hh_rlhf",
+          names=("{d}/hh.jsonl", "none of its 6 HH-RLHF rows", "no_final_assistant 1 (rows 1)"),
+          files={"hh.jsonl": HH_BAD_ONLY}),
+    Case("data-hh-on-bad-row-error", "pcrm.data", ("--config", "{d}/r.yaml"),
+         ("{d}/hh-rlhf/helpful-base/test.jsonl.gz:3", "ends with a Human turn", "[no_final_assistant]"),
+         {"r.yaml": recipe(data={"source": "hh_rlhf", "data_root": "{d}", "hh_subsets": ["helpful-base"],
+                                 "on_bad_row": "error", "output_dir": "{d}/out"}),
+          "hh-rlhf/helpful-base/test.jsonl.gz": gzip.compress(HH_MIXED)}),
     # --- RL -----------------------------------------------------------------------------------------------------
     Case("ppo-unknown-key", "common.train.ppo", ("--config", "{d}/r.yaml"), ("r.yaml", "rl.kl_coeff"),
          {"r.yaml": recipe(rl={**RL_OK, "kl_coeff": 0.1})}),
