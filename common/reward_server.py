@@ -29,7 +29,7 @@ from typing import Any
 
 from common.artifacts import atomic_write_json
 from common.config import UserError, run_cli
-from common.serve import APIError, JSONHandler, JSONServer, check_port, decode_json
+from common.serve import APIError, JSONHandler, JSONServer, check_port, decode_json, serve_until_stopped
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 SPEC_KEYS = ("reward_models", "reward_function", "reward_function_kwargs", "combine", "combine_kwargs", "template",
@@ -193,12 +193,7 @@ def serve(spec_path: str, host: str = "127.0.0.1", port: int = 0, device: str = 
         raise UserError(f"cannot listen on {host}:{port}: {exc}; pick another --port") from None
     print(f"common.reward_server: {scorer.names} on {device} at http://{host}:{server.server_address[1]}",
           flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -314,6 +314,11 @@ def serve(model: str, host: str = "127.0.0.1", port: int = 8000, template: str =
     server = make_server(service, api_key, host, port)
     # The ready line: LocalServer (and people) read the real port from it (useful with --port 0).
     print(f"common.serve: serving {service.name!r} at http://{host}:{server.server_address[1]}/v1", flush=True)
+    serve_until_stopped(server)
+
+
+def serve_until_stopped(server: JSONServer) -> None:
+    """Serve until Ctrl-C or SIGTERM's KeyboardInterrupt, then close the socket."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:

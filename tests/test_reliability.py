@@ -23,7 +23,7 @@ def test_every_test_the_reliability_table_names_exists():
             missing.append(path)
             continue
         code = source.read_text()
-        if name and not re.search(rf"^(async )?def {name}\(", code, re.M):
+        if name and not re.search(rf"^(async )?def {name}\(", code, re.MULTILINE):
             missing.append(f"{path}::{name}")
         elif param and path.endswith("test_bad_inputs.py") and f'"{param[1:-1]}"' not in code:
             missing.append(f"{path}::{name}{param}")  # the case id of the parametrised bad-input list

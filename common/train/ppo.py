@@ -225,6 +225,20 @@ def encode_prompts(records: list[dict], tokenizer, cfg: PPOConfig) -> tuple[list
     return kept, ids
 
 
+def load_prompts(cfg: PPOConfig, tokenizer, stats: dict) -> tuple[list[dict], list[list[int]], int]:
+    """The RL prompt records (both engines): loaded, rendered, tokenised and length-filtered; also how many were
+    dropped as too long. ``stats`` receives the loader's row counts (common.data.load_records)."""
+    from common.data import load_records
+
+    records = load_records(cfg.dataset, "prompt", split=cfg.dataset_split, subset=cfg.dataset_subset,
+                           columns=cfg.dataset_columns, limit=cfg.dataset_limit, seed=cfg.seed,
+                           source_format=cfg.dataset_source_format, on_bad_row=cfg.dataset_on_bad_row,
+                           stats=stats)
+    n_loaded = len(records)
+    records, prompt_ids = encode_prompts(records, tokenizer, cfg)
+    return records, prompt_ids, n_loaded - len(records)
+
+
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in seqs])
@@ -556,7 +570,6 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
     """Run the stage; ``reward_source`` (a common.rewards.RewardSource) replaces the config's reward fields."""
     from tqdm.auto import tqdm
 
-    from common.data import load_records
     from common.rewards import build_reward_source
 
     if reward_source is None and not cfg.reward_models and not cfg.reward_function:
@@ -575,13 +588,7 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
 
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, padding_side="left")
     data_stats: dict[str, Any] = {}
-    records = load_records(cfg.dataset, "prompt", split=cfg.dataset_split, subset=cfg.dataset_subset,
-                           columns=cfg.dataset_columns, limit=cfg.dataset_limit, seed=cfg.seed,
-                           source_format=cfg.dataset_source_format, on_bad_row=cfg.dataset_on_bad_row,
-                           stats=data_stats)
-    n_loaded = len(records)
-    records, prompt_ids = encode_prompts(records, tokenizer, cfg)
-    dropped = n_loaded - len(records)
+    records, prompt_ids, dropped = load_prompts(cfg, tokenizer, data_stats)
     total_steps = _total_steps(cfg, len(records))
     resume_dir = _prepare_output(cfg, out, total_steps)  # before RunDir.start: a refusal changes nothing
     run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)

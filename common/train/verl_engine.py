@@ -71,17 +71,11 @@ def export_prompts(cfg: Any, path: Path, stats: dict | None = None) -> tuple[int
     receives the rows read and skipped (common.data.load_records)."""
     import pandas as pd
 
-    from common.data import load_records
     from common.templates import render_prompt
-    from common.train.ppo import encode_prompts
+    from common.train.ppo import load_prompts
 
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, padding_side="left")
-    records = load_records(cfg.dataset, "prompt", split=cfg.dataset_split, subset=cfg.dataset_subset,
-                           columns=cfg.dataset_columns, limit=cfg.dataset_limit, seed=cfg.seed,
-                           source_format=cfg.dataset_source_format, on_bad_row=cfg.dataset_on_bad_row,
-                           stats=stats)
-    n_loaded = len(records)
-    records, prompt_ids = encode_prompts(records, tokenizer, cfg)
+    records, prompt_ids, dropped = load_prompts(cfg, tokenizer, stats if stats is not None else {})
     texts = [render_prompt(rec["prompt"], cfg.template, tokenizer, cfg.system) for rec in records]
     # ours prepends BOS when the tokenizer adds one and the template did not write it; the chat template says so
     first = tokenizer(texts[0], add_special_tokens=False)["input_ids"]
@@ -95,7 +89,7 @@ def export_prompts(cfg: Any, path: Path, stats: dict | None = None) -> tuple[int
     tmp = path.with_suffix(".tmp.parquet")
     pd.DataFrame(rows).to_parquet(tmp, index=False)
     os.replace(tmp, path)
-    return len(records), n_loaded - len(records), bos
+    return len(records), dropped, bos
 
 
 def check_with_verl(python: str, config_file: Path, overrides: list[str], origin: dict[str, str],
