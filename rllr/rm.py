@@ -6,7 +6,7 @@
 ``loss: token`` is upstream's objective [CODE, inherited from DeepSpeed-Chat]: with d = the first token where the
 chosen and rejected ids differ and e = max(len_c, len_r), the pair's loss is mean over t in [d, e) of
 −log σ(v_c[t] − v_r[t]). PCRM's code trains the same objective, so the trainer is shared with it
-(``pcrm.rm.make_token_trainer_class`` with no pair term) rather than written twice. Either way the RM is scored at
+(``common.train.token_rm.make_token_trainer_class`` with no pair term) rather than written twice. Either way the RM is scored at
 its last token afterwards (evaluation, τ, PPO).
 """
 
@@ -37,7 +37,7 @@ class RLLRRMConfig(RMConfig):
 def train_rllr_rm(cfg: RLLRRMConfig) -> dict[str, Any]:
     if cfg.loss == "sequence":
         return train_rm(cfg)
-    from pcrm.rm import make_token_trainer_class
+    from common.train.token_rm import make_token_trainer_class
 
     return train_rm(cfg, trainer_class=make_token_trainer_class())
 

@@ -88,3 +88,13 @@ def test_make_help_lists_every_target():
     assert not missing, f"targets without a '## ' help line: {sorted(missing)}"
     for target in ["demo", "test", "models", "help", "clean"]:
         assert target in listed
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_papers_never_import_each_other(paper):
+    """What two papers share lives in common/; a paper importing another would hide that."""
+    others = "|".join(p for p in PAPERS if p != paper)
+    pattern = re.compile(rf"^\s*(from|import)\s+({others})(\.|\s|$)", re.MULTILINE)
+    offenders = [f"{f.relative_to(ROOT)}:{m.group(0).strip()}" for f in (ROOT / paper).rglob("*.py")
+                 for m in pattern.finditer(f.read_text())]
+    assert not offenders, offenders

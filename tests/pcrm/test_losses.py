@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from common.losses import bt_loss, get_pair_term
-from pcrm.rm import divergent_span, divergent_span_loss
+from common.train.token_rm import divergent_span, divergent_span_loss
 
 
 def _nls(x: float) -> float:  # −log σ(x)
@@ -66,7 +66,7 @@ def test_divergent_span_loss_averages_both_terms_over_the_span():
 def test_token_values_read_the_sequence_score_at_the_last_real_token(tiny_llama):
     from common.models import load_reward_model, load_tokenizer
     from common.train.rm import pad_right
-    from pcrm.rm import token_values
+    from common.train.token_rm import token_values
 
     tok = load_tokenizer(tiny_llama)
     model = load_reward_model(tiny_llama, pad_token_id=tok.pad_token_id)
