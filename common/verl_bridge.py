@@ -173,12 +173,15 @@ def translate(cfg: Any, *, train_file: str, n_prompts: int, total_steps: int, re
     put("actor_rollout_ref.model.custom_chat_template", passthrough_chat_template(bos_token), "template")
 
     # --- optimisation
-    put("actor_rollout_ref.actor.optim.lr", cfg.learning_rate, "learning_rate")
-    put("actor_rollout_ref.actor.optim.weight_decay", cfg.weight_decay, "weight_decay")
-    put("actor_rollout_ref.actor.optim.lr_scheduler_type", cfg.lr_scheduler, "lr_scheduler")
-    put("actor_rollout_ref.actor.optim.lr_warmup_steps", cfg.warmup_steps if cfg.warmup_steps else -1,
-        "warmup_steps")
-    put("actor_rollout_ref.actor.optim.clip_grad", cfg.max_grad_norm, "max_grad_norm")
+    def optimiser(section: str, lr: float, lr_key: str) -> None:
+        """The actor's and the critic's AdamW settings: one set of our keys for both, as ours uses."""
+        put(f"{section}.lr", lr, lr_key)
+        put(f"{section}.weight_decay", cfg.weight_decay, "weight_decay")
+        put(f"{section}.lr_scheduler_type", cfg.lr_scheduler, "lr_scheduler")
+        put(f"{section}.lr_warmup_steps", cfg.warmup_steps if cfg.warmup_steps else -1, "warmup_steps")
+        put(f"{section}.clip_grad", cfg.max_grad_norm, "max_grad_norm")
+
+    optimiser("actor_rollout_ref.actor.optim", cfg.learning_rate, "learning_rate")
     put("actor_rollout_ref.actor.clip_ratio", cfg.cliprange, "cliprange")
     put("actor_rollout_ref.actor.clip_ratio_low", cfg.cliprange, "cliprange")
     put("actor_rollout_ref.actor.clip_ratio_high", cfg.cliprange, "cliprange")
@@ -199,11 +202,7 @@ def translate(cfg: Any, *, train_file: str, n_prompts: int, total_steps: int, re
         put(f"{section}.param_offload", cfg.fsdp_offload, "fsdp_offload")
     put("actor_rollout_ref.actor.fsdp_config.optimizer_offload", cfg.fsdp_offload, "fsdp_offload")
     if cfg.algorithm == "ppo":
-        put("critic.optim.lr", cfg.critic_learning_rate or cfg.learning_rate, "critic_learning_rate")
-        put("critic.optim.weight_decay", cfg.weight_decay, "weight_decay")
-        put("critic.optim.lr_scheduler_type", cfg.lr_scheduler, "lr_scheduler")
-        put("critic.optim.lr_warmup_steps", cfg.warmup_steps if cfg.warmup_steps else -1, "warmup_steps")
-        put("critic.optim.clip_grad", cfg.max_grad_norm, "max_grad_norm")
+        optimiser("critic.optim", cfg.critic_learning_rate or cfg.learning_rate, "critic_learning_rate")
         put("critic.cliprange_value", cfg.cliprange_value, "cliprange_value")
         put("critic.ppo_micro_batch_size_per_gpu", cfg.mini_batch_size, "mini_batch_size")
         put("critic.data_loader_seed", cfg.seed, "seed")
