@@ -8,7 +8,8 @@ TRL (the installed 1.16) runs its stock ``SFTTrainer``, ``RewardTrainer`` and ``
 - ``default``: TRL's config defaults (gradient checkpointing on, padded batches) with only the settings every
   implementation shares (batch, max length, steps, precision, completion-only loss).
 - ``best``: no gradient checkpointing, padding-free batches where TRL supports them (SFT; TRL 1.16 disables DPO's
-  ``padding_free`` and RewardTrainer has none), and Liger kernels when ``liger_kernel`` is importable.
+  ``padding_free`` and RewardTrainer has none), and Liger kernels for SFT and DPO when ``liger_kernel``
+  is importable.
 The one change to TRL's DPOTrainer: ``_prepare_dataset`` passes our rows through, since the synthetic data is
 already {prompt_ids, chosen_ids, rejected_ids} (the layout TRL's own tokenisation produces); the step is stock.
 """
@@ -35,7 +36,9 @@ def _trl_mode_args(spec: BenchSpec) -> dict[str, Any]:
     if spec.trl_mode == "default":
         return {}
     best: dict[str, Any] = {"gradient_checkpointing": False}
-    if importlib.util.find_spec("liger_kernel") is not None:
+    # Liger's fused forward for Llama calls lm_head, which a sequence-classification RM has not (liger-kernel 0.8.5
+    # on the H200 run of 2026-12-04: AttributeError), so the RM runs without it.
+    if spec.stage != "rm" and importlib.util.find_spec("liger_kernel") is not None:
         best["use_liger_kernel"] = True
     return best
 
