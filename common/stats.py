@@ -150,7 +150,8 @@ class Claim:
 
     ``paper_value`` is the paper's own number for the same effect (a difference, or a level minus its reference),
     in the same unit as ``ours``; ``direction`` is the sign the paper claims. ``setting`` says what we ran (model,
-    data, sizes) in a few words, ``unit`` what ``n`` counts (items, pairs, seeds).
+    data, sizes) in a few words, ``unit`` what ``n`` counts (items, pairs, seeds). ``scale`` only changes how tables
+    print the numbers (100: fractions shown as percentage points).
     """
 
     paper: str
@@ -163,6 +164,7 @@ class Claim:
     paper_source: str = ""
     setting: str = ""
     note: str = ""
+    scale: float = 1.0
     verdict: str = field(init=False)
     needed_n: int | None = field(init=False)
 
@@ -186,8 +188,15 @@ class Claim:
         except (KeyError, TypeError) as e:
             raise UserError(f"malformed claim row (needs paper, claim, metric, direction, ours, unit): {e}") from e
 
-    def ours_text(self, scale: float = 1.0) -> str:
-        return f"{self.ours.format(scale)} (n={self.ours.n} {self.unit})"
+    def ours_text(self) -> str:
+        digits = 1 if self.scale >= 100 else 3
+        return f"{self.ours.format(self.scale, digits)} (n={self.ours.n} {self.unit})"
+
+    def paper_text(self) -> str:
+        if self.paper_value is None:
+            return "—"
+        digits = 1 if self.scale >= 100 else 3
+        return f"{self.paper_value * self.scale:+.{digits}f}"
 
 
 CLAIMS_FILE = "claims.json"
