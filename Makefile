@@ -34,7 +34,7 @@ rl_engine_pick = $(if $(word 2,$(2)),$(error $(1): rl sections name different en
 # $(call LAUNCH_ENV,<recipe>): the launcher settings a full-scale target hands its stage scripts
 LAUNCH_ENV = LAUNCH="$(LAUNCH)" NUM_GPUS=$(NUM_GPUS) RL_ENGINE=$(call rl_engine,$(1))
 
-.PHONY: help install install-gpu install-verl install-verl-gpu gpu-plan models demo test lint clean
+.PHONY: help install install-gpu install-verl install-verl-gpu gpu-plan models demo test lint clean fidelity fidelity-table
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z0-9_.%-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -92,6 +92,15 @@ test: $(PREPARED) $(VERL_INSTALLED) ## run the test suite (offline, CPU)
 
 lint: $(INSTALLED) ## ruff over the project
 	$(BIN)/ruff check common $(PAPERS) bench tests
+
+# Every paper's fidelity run (CPU, real data from the shared mirror; each <= 60 min on 2 cores, not part of make test),
+# then one cross-paper table. A failed paper does not stop the others (-k); the table lists it as "not run".
+fidelity: ## every <paper>-fidelity, then the cross-paper table + plots (reports/fidelity) and README's fidelity block
+	-$(MAKE) -k $(addsuffix -fidelity,$(PAPERS))
+	$(MAKE) fidelity-table
+
+fidelity-table: ## the cross-paper fidelity table from the claims.json files already under $(RUNS)
+	$(PY) -m common.fidelity --runs $(RUNS) --out reports/fidelity --readme README.md
 
 clean: ## remove runs/, caches and the virtual environment
 	rm -rf $(RUNS) .cache $(VENV) $(VERL_VENV) .pytest_cache wandb

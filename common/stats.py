@@ -141,7 +141,8 @@ def needed_n(interval: Interval) -> int | None:
     """Units needed for the interval to exclude 0 if the estimate held (None: a zero estimate never will)."""
     if interval.estimate == 0 or interval.half_width == 0:
         return None
-    return max(interval.n, math.ceil(interval.n * (interval.half_width / abs(interval.estimate)) ** 2))
+    # rounded before the ceiling so float noise (25.000000000004) does not add a unit
+    return max(interval.n, math.ceil(round(interval.n * (interval.half_width / abs(interval.estimate)) ** 2, 6)))
 
 
 @dataclass
