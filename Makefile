@@ -15,6 +15,11 @@ EXTRAS ?= rldf,rllr,rlchf,pcrm,ser,api,dev
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
+# DATA_ROOT=<folder>: the shared mirror, a local copy of hub datasets that the fidelity recipes name as mirror:<name>
+# (common/hub_data.py; default: shared/data in the folder holding this repository). Tiny targets never read it.
+ifneq ($(strip $(DATA_ROOT)),)
+export RLHF_SHARED_DATA := $(abspath $(DATA_ROOT))
+endif
 
 INSTALLED := $(VENV)/.installed
 PREPARED  := $(VENV)/.models-prepared

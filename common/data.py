@@ -7,8 +7,9 @@ Record kinds (see common/README.md):
 - ``prompt``: ``{"prompt": str | messages, ...extras}`` (RL prompts)
 
 ``source`` is a local ``.jsonl/.json/.parquet/.csv/.tsv`` file (optionally ``.gz``), a folder holding
-``<split>.<ext>`` (e.g. ``hh-rlhf/helpful-base`` in ../shared/data, a local mirror, with split ``test``), or a hub
-id read with ``datasets.load_dataset(source, subset, split=split)``. ``columns`` maps canonical names to source columns
+``<split>.<ext>`` (e.g. ``mirror:hh-rlhf/helpful-base``, a folder of the shared mirror, with split ``test``), or a
+hub id read through ``common.hub_data.load_hub`` (``datasets.load_dataset``; a loading-script repo through its parquet
+conversion). ``mirror:`` references resolve in ``common.hub_data``. ``columns`` maps canonical names to source columns
 (``{"prompt": "question", "chosen": "response_j"}``); every other column is kept as an extra.
 ``source_format: hh_rlhf`` turns Anthropic HH-RLHF rows (two full transcripts) into canonical preference records
 (``sft`` kind: prompt + the chosen reply; ``prompt`` kind: the dialogue up to the final reply). This module holds the
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from common.config import ConfigError, UserError
+from common.hub_data import load_hub_rows, local_source
 
 Kind = Literal["preference", "sft", "prompt"]
 log = logging.getLogger(__name__)
@@ -177,6 +179,12 @@ def read_table(path: str | Path) -> list[dict]:
 
 
 def resolve_local(source: str, split: str) -> Path | None:
+    """The local file ``source`` names (a file, or ``<split>.<ext>`` in a folder; ``mirror:`` resolved), or None
+    for a hub id."""
+    try:
+        source = local_source(source)
+    except UserError as exc:
+        raise DataError(str(exc)) from None
     path = Path(source).expanduser()
     if path.is_file():
         return path
@@ -196,15 +204,9 @@ def resolve_local(source: str, split: str) -> Path | None:
 
 def _load_hub(source: str, subset: str | None, split: str) -> list[dict]:
     try:
-        import datasets
-    except ImportError:
-        raise DataError(f"{source}: reading a hub dataset needs the `datasets` package") from None
-    try:
-        ds = datasets.load_dataset(source, subset, split=split)
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
-        raise DataError(f"{source} (subset {subset!r}, split {split!r}): cannot load from the hub: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    return [dict(r) for r in ds]
+        return load_hub_rows(source, subset, split)
+    except UserError as exc:
+        raise DataError(str(exc)) from None
 
 
 # --- Canonical records. --------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Small real preference sets built from the shared data folder (../shared/data, a local mirror), for CPU fidelity
-runs.
+"""Small real preference sets built from local copies of GLUE SST-2 and HH-RLHF (the shared mirror, ``mirror:``, or
+the shipped ``common/tiny_data``), for CPU fidelity and tiny runs.
 
 Two builders, both returning canonical preference records ``{prompt, chosen, rejected, ...extras}`` that keep
 where every pair came from (``source``, ``source_id``), so a score can always be traced back to its rows:
@@ -8,7 +8,7 @@ where every pair came from (``source``, ``source_id``), so a score can always be
   instruction, "Write a movie review." [GUESS: our design; the sentiment label is the human judgement, so
   "positive is preferred" is a learnable, human-labelled preference that a small encoder can pick up]. Positives
   and negatives are shuffled with the seed and zipped, so the two sides of a pair are unrelated reviews.
-- ``hh_rlhf_pairs``: Anthropic HH-RLHF test rows (the train splits are not in the shared folder). The prompt is the
+- ``hh_rlhf_pairs``: Anthropic HH-RLHF test rows (the train splits are not in the shared mirror). The prompt is the
   dialogue up to the final assistant turn, chosen/rejected are the two final assistant replies. The transcripts go
   through the project's one HH-RLHF parser, ``common.data.parse_hh_pair`` (its turn-marker rule and skip reasons).
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from common.config import UserError
 from common.data import BadRows, HHRowError, parse_hh_pair, read_table
+from common.hub_data import local_source
 
 SST2_FILES = {
     "train": "alps_train.tsv.gz",  # 60,614 rows of GLUE SST-2 train (phrases and sentences)
@@ -33,13 +34,13 @@ HH_SUBSETS = ("helpful-base", "harmless-base")
 
 
 def _find(folder: str | Path, sub: str) -> Path:
-    """Accept either the shared data root or the dataset folder itself."""
-    folder = Path(folder)
+    """Accept either a data root holding ``sub`` (``mirror:``, ``common/tiny_data``) or the dataset folder itself."""
+    folder = Path(local_source(str(folder)))
     for cand in (folder / sub, folder):
         if cand.is_dir() and cand.name == Path(sub).name:
             return cand
-    raise UserError(f"{folder}: neither it nor {folder / sub} is the {sub} folder; pass the shared data root "
-                    "(e.g. ../shared/data, a local mirror) or the dataset folder itself")
+    raise UserError(f"{folder}: neither it nor {folder / sub} is the {sub} folder; pass a data root (mirror: for the "
+                    "shared mirror, common/tiny_data for the shipped tiny copy) or the dataset folder itself")
 
 
 def _read_sst2(path: Path) -> list[tuple[int, str, int]]:

@@ -36,8 +36,10 @@ from common.models import resolve_model, split_revision
 VERL_VERSION = "0.9.1"
 # Files verl loads by path; they import nothing from this repository (verl's workers run in verl's environment).
 REWARD_FUNCTION_FILE = Path(__file__).with_name("verl_reward.py")
-# Keys we add that verl's ppo_trainer.yaml does not declare (verl reads them with .get); everything else must exist.
-NEW_KEYS = ("reward.custom_reward_function.reward_kwargs",)
+# Keys whose mapping is one value, set whole: reward_kwargs, which verl's ppo_trainer.yaml does not declare (verl
+# reads it with .get), and the optimiser kwargs, declared null; every other key must exist in verl's config.
+NEW_KEYS = ("reward.custom_reward_function.reward_kwargs", "actor_rollout_ref.actor.optim.override_optimizer_config",
+            "critic.optim.override_optimizer_config")
 VERL_SCHEDULERS = ("constant", "cosine")
 
 
@@ -174,7 +176,12 @@ def translate(cfg: Any, *, train_file: str, n_prompts: int, total_steps: int, re
 
     # --- optimisation
     def optimiser(section: str, lr: float, lr_key: str) -> None:
-        """The actor's and the critic's AdamW settings: one set of our keys for both, as ours uses."""
+        """The actor's and the critic's optimiser settings: one set of our keys for both, as ours uses."""
+        if cfg.optimizer == "adafactor":  # verl imports optimizer_impl.optimizer and passes lr, weight_decay + these
+            put(f"{section}.optimizer_impl", "transformers.optimization", "optimizer")
+            put(f"{section}.optimizer", "Adafactor", "optimizer")
+            put(f"{section}.override_optimizer_config",
+                {"scale_parameter": False, "relative_step": False, "warmup_init": False}, "optimizer")
         put(f"{section}.lr", lr, lr_key)
         put(f"{section}.weight_decay", cfg.weight_decay, "weight_decay")
         put(f"{section}.lr_scheduler_type", cfg.lr_scheduler, "lr_scheduler")

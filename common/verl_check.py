@@ -25,7 +25,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-NEW_KEYS = ("reward.custom_reward_function.reward_kwargs",)  # as common.verl_bridge.NEW_KEYS
+NEW_KEYS = ("reward.custom_reward_function.reward_kwargs", "actor_rollout_ref.actor.optim.override_optimizer_config",
+            "critic.optim.override_optimizer_config")  # as common.verl_bridge.NEW_KEYS
 MODEL_PATH_KEYS = ("actor_rollout_ref.model.path", "critic.model.path")
 
 

@@ -1,5 +1,5 @@
 """PCRM's data: AlpacaFarm (dialogue) and TL;DR / summarize-from-feedback (summarization) in the upstream prompt frame,
-plus the two small real sets from the shared data folder (HH-RLHF, SST-2 sentiment pairs) for tiny and CPU runs.
+plus the two small real sets of a local data root (HH-RLHF, SST-2 sentiment pairs) for tiny and CPU runs.
 
 Prompt formats [CODE] (wangclnlp/DeepSpeed-Chat-Extension, PCRM branch, ``raw_datasets.py``); every stage then uses
 template ``plain`` (the frame is already in the prompt text):
@@ -22,7 +22,10 @@ Sources (``source`` of ``DataConfig``), each -> canonical records of one kind:
 | hh_rlhf             | <data_root>/hh-rlhf/*/test.jsonl.gz (common.preference_sets)  | preference |
 | sst2_pairs          | <data_root>/glue/sst2 (common.preference_sets)                | preference |
 
-``local_path`` reads a local json/jsonl/parquet file holding the hub rows instead (offline machines).
+Hub ids come from the registry ``common.hub_data`` (AlpacaFarm and summarize_from_feedback are loading scripts there,
+read from their parquet conversion). ``local_path`` reads a local json/jsonl/parquet file holding the hub rows instead
+(offline machines). ``data_root`` defaults to the shared mirror (``mirror:``, see common.hub_data); the tiny recipe
+points it at the shipped ``common/tiny_data``.
 
 CLI: ``python -m pcrm.data --config pcrm/configs/tiny.yaml --section data source=hh_rlhf output_dir=...`` writes
 ``train.jsonl`` and ``eval.jsonl`` (a seeded split) into ``output_dir``.
@@ -36,9 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.artifacts import REPO_ROOT, RunDir, write_jsonl
+from common import hub_data
+from common.artifacts import RunDir, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.data import read_table, split_records, validate_records
+from common.hub_data import MIRROR_PREFIX, hub_id
 from common.preference_sets import hh_rlhf_pairs, sst2_sentiment_pairs
 
 ALPACA_PROMPT = "\n\nHuman: {instruction}{input}\n\nAssistant: "
@@ -110,18 +115,17 @@ class HubSource:
 
 
 HUB_SOURCES: dict[str, HubSource] = {
-    "alpaca_sft": HubSource("tatsu-lab/alpaca_farm", "alpaca_instructions", "sft", "sft", alpaca_sft),
-    "alpaca_preference": HubSource("tatsu-lab/alpaca_farm", "alpaca_human_preference", "preference", "preference",
+    "alpaca_sft": HubSource(hub_id("alpaca_farm"), "alpaca_instructions", "sft", "sft", alpaca_sft),
+    "alpaca_preference": HubSource(hub_id("alpaca_farm"), "alpaca_human_preference", "preference", "preference",
                                    alpaca_preference),
-    "alpaca_unlabeled": HubSource("tatsu-lab/alpaca_farm", "alpaca_instructions", "unlabeled", "prompt",
+    "alpaca_unlabeled": HubSource(hub_id("alpaca_farm"), "alpaca_instructions", "unlabeled", "prompt",
                                   alpaca_unlabeled),
-    "tldr_sft": HubSource("CarperAI/openai_summarize_tldr", None, "train", "sft", tldr_sft),
-    "tldr_comparisons": HubSource("openai/summarize_from_feedback", "comparisons", "train", "preference",
-                                  tldr_comparison),
-    "tldr_prompts": HubSource("CarperAI/openai_summarize_tldr", None, "train", "prompt", tldr_prompts),
+    "tldr_sft": HubSource(hub_id("tldr"), None, "train", "sft", tldr_sft),
+    "tldr_comparisons": HubSource(hub_id("tldr_comparisons"), "comparisons", "train", "preference", tldr_comparison),
+    "tldr_prompts": HubSource(hub_id("tldr"), None, "train", "prompt", tldr_prompts),
 }
 SHARED_SOURCES = ("hh_rlhf", "sst2_pairs")
-DEFAULT_DATA_ROOT = str(REPO_ROOT.parent / "shared" / "data")
+DEFAULT_DATA_ROOT = MIRROR_PREFIX  # the shared mirror's root (common.hub_data.shared_data_root)
 
 
 @dataclass
@@ -132,7 +136,9 @@ class DataConfig:
     output_dir: str = field(default="runs/pcrm/data", metadata={"help": "run folder for train.jsonl / eval.jsonl"})
     split: str | None = field(default=None, metadata={"help": "hub split (default: the source's own)"})
     local_path: str | None = field(default=None, metadata={"help": "local file of hub rows instead of the hub"})
-    data_root: str = field(default=DEFAULT_DATA_ROOT, metadata={"help": "shared data folder (hh_rlhf, sst2_pairs)"})
+    data_root: str = field(default=DEFAULT_DATA_ROOT, metadata={
+        "help": "data root holding hh-rlhf/ and glue/sst2/, or that folder itself (hh_rlhf, sst2_pairs); mirror: = "
+                "the shared mirror"})
     limit: int | None = field(default=None, metadata={"help": "keep this many records (seeded) before splitting"})
     eval_limit: int | None = field(default=None, metadata={"help": "cap on eval.jsonl records"})
     eval_fraction: float = field(default=0.1, metadata={"help": "share of records written to eval.jsonl"})
@@ -172,9 +178,7 @@ def load_hub_rows(src: HubSource, split: str, local_path: str | None) -> tuple[l
         if not Path(local_path).is_file():
             raise UserError(f"data.local_path: {local_path} does not exist")
         return read_table(local_path), local_path
-    from datasets import load_dataset
-
-    return [dict(r) for r in load_dataset(src.hub_id, src.subset, split=split)], f"{src.hub_id}:{split}"
+    return hub_data.load_hub_rows(src.hub_id, src.subset, split), f"{src.hub_id}:{split}"
 
 
 def build_records(cfg: DataConfig, stats: dict | None = None) -> tuple[str, dict[str, list[dict]]]:

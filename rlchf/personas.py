@@ -29,6 +29,7 @@ from typing import Any
 from common.artifacts import RunDir, atomic_write_text, write_jsonl
 from common.config import ConfigError, UserError, build_dataclass, stage_cli
 from common.config import help_meta as _help
+from common.hub_data import hub_id, local_source
 
 DEMOGRAPHIC_FIELDS = ("sex", "age", "nationality", "social_class")
 # [CODE] scripts/generate_personas.py: the value lists upstream draws from, each uniformly.
@@ -58,7 +59,7 @@ ENRICH_PROMPT = (
 class PersonaConfig:
     """Stage ``personas``: seeds -> enriched personas -> a stratified judge panel."""
 
-    source: str = field(default="proj-persona/PersonaHub", metadata=_help(
+    source: str = field(default=hub_id("personahub"), metadata=_help(
         "hub id or local jsonl(.gz) whose rows have a `persona` field [CODE]"))
     subset: str | None = field(default="persona", metadata=_help("hub config name (ignored for local files)"))
     split: str = field(default="train", metadata=_help("hub split (ignored for local files)"))
@@ -108,7 +109,8 @@ def load_seed_personas(source: str, n: int, seed: int, subset: str | None = None
     from common.data import load_records
 
     # load_records validates one required text column; PersonaHub's is `persona`, read here as the "prompt".
-    rows = load_records(source, "prompt", split=split, subset=None if Path(source).exists() else subset,
+    local = Path(local_source(source)).exists()  # a mirror: reference resolves to its file in the shared mirror
+    rows = load_records(source, "prompt", split=split, subset=None if local else subset,
                         columns={"prompt": "persona"})
     if n > len(rows):
         raise UserError(f"{source}: asked for {n} seed personas but it holds {len(rows)}; lower personas.n_seed")

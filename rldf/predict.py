@@ -21,6 +21,7 @@ from common.config import help_meta as _h
 from common.data import load_records
 from common.eval.bbq import BBQEvalConfig, evaluate_bbq
 from common.generation import GenerationConfig, build_generator
+from common.hub_data import local_source
 from rldf.bias_types import get_bias_type
 
 # each accuracy is over parsed answers; the unparseable share of its condition goes beside it (common.eval.bbq)
@@ -44,7 +45,8 @@ class PredictConfig:
     batch_size: int = field(default=8, metadata=_h("sequences per generate/forward call"))
     dtype: str = field(default="float32", metadata=_h("weights dtype"))
     trust_remote_code: bool = field(default=False, metadata=_h("allow the model's own code (chatglm3, baichuan2)"))
-    bbq_data: str = field(default="../shared/data/bbq", metadata=_h("BBQ folder or hub id; '' = skip BBQ"))
+    bbq_data: str = field(default="heegyu/bbq", metadata=_h("BBQ folder, mirror:bbq or hub id (common.eval.bbq); '' = "
+                                                           "skip BBQ"))
     bbq_categories: list[str] = field(default_factory=list, metadata=_h("empty = every category present"))
     bbq_n_per_category: int | None = field(default=None, metadata=_h("seeded subsample per category (>= 1); "
                                                                      "None = all items"))
@@ -68,7 +70,7 @@ def bbq_categories(cfg: PredictConfig) -> list[str]:
 
     cats = list(cfg.bbq_categories)
     if not cats:
-        folder = Path(cfg.bbq_data)
+        folder = Path(local_source(cfg.bbq_data))  # mirror:bbq -> the shared mirror's folder
         files = [*folder.glob("*.jsonl*"), *folder.glob("data/*.jsonl*")] if folder.is_dir() else []
         cats = sorted({f.name.split(".")[0] for f in files} & set(CATEGORIES)) if folder.is_dir() else list(CATEGORIES)
     first = get_bias_type(cfg.bias_type).bbq_category

@@ -21,6 +21,7 @@ from typing import Any
 
 from common.config import UserError
 from common.data import read_table
+from common.hub_data import hub_id, load_hub_rows, local_source
 
 LABEL_LINE = "Label: {label}"
 
@@ -65,32 +66,32 @@ def _stars(raw: Any) -> str | None:
 SENTIMENT = ("negative", "positive")
 TASKS: dict[str, Task] = {t.name: t for t in [
     Task("sst2", "the sentiment of a movie-review sentence", SENTIMENT, (("sentence", "Sentence"),), "label",
-         "nyu-mll/glue", "sst2", raw_to_label=_index_labels(SENTIMENT),
+         hub_id("glue"), "sst2", raw_to_label=_index_labels(SENTIMENT),
          local_files={"train": "sst2/alps_train.tsv.gz", "validation": "sst2/dev.tsv"}),
     Task("mr", "the sentiment of a movie review", SENTIMENT, (("text", "Review"),), "label",
-         "cornell-movie-review-data/rotten_tomatoes", test_split="test", raw_to_label=_index_labels(SENTIMENT)),
+         hub_id("rotten_tomatoes"), test_split="test", raw_to_label=_index_labels(SENTIMENT)),
     Task("ag_news", "the topic of a news article", ("world", "sports", "business", "technology"),
-         (("text", "Article"),), "label", "fancyzhx/ag_news", test_split="test",
+         (("text", "Article"),), "label", hub_id("ag_news"), test_split="test",
          raw_to_label=_index_labels(("world", "sports", "business", "technology")),
          verbaliser={"technology": ["technology", "sci/tech", "science"]}),
     Task("app_reviews", "the star rating (1 to 5) of an app review", ("1", "2", "3", "4", "5"),
-         (("review", "Review"),), "star", "sealuzh/app_reviews", test_split="train", raw_to_label=_stars),
+         (("review", "Review"),), "star", hub_id("app_reviews"), test_split="train", raw_to_label=_stars),
     Task("mrpc", "whether two sentences are paraphrases", ("not_equivalent", "equivalent"),
-         (("sentence1", "Sentence 1"), ("sentence2", "Sentence 2")), "label", "nyu-mll/glue", "mrpc",
+         (("sentence1", "Sentence 1"), ("sentence2", "Sentence 2")), "label", hub_id("glue"), "mrpc",
          raw_to_label=_index_labels(("not_equivalent", "equivalent"))),
     Task("qqp", "whether two questions ask the same thing", ("not_duplicate", "duplicate"),
-         (("question1", "Question 1"), ("question2", "Question 2")), "label", "nyu-mll/glue", "qqp",
+         (("question1", "Question 1"), ("question2", "Question 2")), "label", hub_id("glue"), "qqp",
          raw_to_label=_index_labels(("not_duplicate", "duplicate"))),
     Task("mnli", "whether a premise entails, contradicts or is neutral to a hypothesis",
          ("entailment", "neutral", "contradiction"), (("premise", "Premise"), ("hypothesis", "Hypothesis")),
-         "label", "nyu-mll/glue", "mnli", test_split="validation_matched",
+         "label", hub_id("glue"), "mnli", test_split="validation_matched",
          raw_to_label=_index_labels(("entailment", "neutral", "contradiction"))),
     Task("stsb", "how similar two sentences are in meaning, from 0 (unrelated) to 5 (equivalent)",
          ("0", "1", "2", "3", "4", "5"), (("sentence1", "Sentence 1"), ("sentence2", "Sentence 2")), "label",
-         "nyu-mll/glue", "stsb", raw_to_label=stsb_bin, score_column="label"),
+         hub_id("glue"), "stsb", raw_to_label=stsb_bin, score_column="label"),
     # RTE is not one of the paper's eight; it is our local fidelity task (GLUE RTE from the shared data folder).
     Task("rte", "whether the first sentence entails the second", ("entailment", "not_entailment"),
-         (("sentence1", "Sentence 1"), ("sentence2", "Sentence 2")), "label", "nyu-mll/glue", "rte",
+         (("sentence1", "Sentence 1"), ("sentence2", "Sentence 2")), "label", hub_id("glue"), "rte",
          raw_to_label=_index_labels(("entailment", "not_entailment")),
          local_files={"train": "rte/train.tsv.gz", "validation": "rte/dev.tsv"}),
 ]}
@@ -123,20 +124,15 @@ def _raw_rows(task: Task, split: str, source: str, local_dir: str | None) -> lis
         if split not in task.local_files:
             raise UserError(f"task {task.name}: no local copy of split {split!r} (local splits: "
                             f"{sorted(task.local_files) or 'none'}); set data.source: hub")
-        path = Path(local_dir or "") / task.local_files[split]
+        path = Path(local_source(local_dir or "")) / task.local_files[split]
         if not path.is_file():
-            raise UserError(f"task {task.name}: {path} does not exist; set data.local_dir to the GLUE folder "
-                            "(e.g. ../shared/data/glue)")
+            raise UserError(f"task {task.name}: {path} does not exist; set data.local_dir to a GLUE folder "
+                            "(mirror:glue for the shared mirror, common/tiny_data/glue for the shipped tiny copy)")
         return read_table(path)
     try:
-        import datasets
-    except ImportError:
-        raise UserError("reading a hub dataset needs the `datasets` package") from None
-    try:
-        return [dict(r) for r in datasets.load_dataset(task.hub_id, task.hub_subset, split=split)]
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
-        raise UserError(f"task {task.name}: cannot load {task.hub_id} ({task.hub_subset}, {split}) from the hub: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        return load_hub_rows(task.hub_id, task.hub_subset, split)
+    except UserError as exc:
+        raise UserError(f"task {task.name}: {exc}") from None
 
 
 def load_examples(task_name: str, split: str, source: str = "hub", local_dir: str | None = None,

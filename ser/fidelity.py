@@ -1,6 +1,6 @@
 """`make ser-fidelity`: the SER loop on two real preference sets at seed fractions 1%, 5%, 15%, on two CPU cores.
 
-    python -m ser.fidelity --output_dir runs/ser/fidelity [--data_root ../shared/data]
+    python -m ser.fidelity --output_dir runs/ser/fidelity [--data_root DIR]
 
 Sets: HH-RLHF test rows (hard for a small encoder) and SST-2 sentiment pairs (positive review ≻ negative review),
 each split into held-out (reported only) / selection (steers the loop) / labelled seed / unlabelled pool. RM: the embedded MiniLM encoder kept frozen, with a
@@ -27,8 +27,8 @@ from ser.loop_report import loop_table
 @dataclass
 class FidelityConfig:
     output_dir: str = "runs/ser/fidelity"
-    # the local mirror of the hub sets, beside the repository (the Makefile passes SHARED_DATA or ../shared/data)
-    data_root: str = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    # data root holding glue/sst2 and hh-rlhf; mirror: = the shared mirror (common.hub_data; make's DATA_ROOT=<folder>)
+    data_root: str = "mirror:"
     datasets: list[str] = field(default_factory=lambda: ["sst2", "hh_local"])
     seed_fractions: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.15])
     pairs: int = 1800  # per set: held-out + selection + 1,100 seed/pool pairs (>= 1,000 asked)

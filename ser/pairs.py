@@ -24,6 +24,7 @@ import numpy as np
 from common.artifacts import read_jsonl
 from common.config import UserError
 from common.data import BadRows, HHRowError, check_on_bad_row, parse_hh_pair, read_table, resolve_local
+from common.hub_data import hub_id, load_hub, local_source
 from common.preference_sets import hh_rlhf_pairs, sst2_sentiment_pairs
 
 _SPEAKER = {"user": "Human", "assistant": "Assistant", "system": "System"}
@@ -160,10 +161,10 @@ def _one(fn: Callable[[dict], dict | None]) -> Callable[[dict], list[dict]]:
 
 
 HUB_SETS: dict[str, HubSet] = {
-    "hh": HubSet("Anthropic/hh-rlhf", "train", _one(_hh_row)),
-    "ultrafeedback": HubSet("HuggingFaceH4/ultrafeedback_binarized", "train_prefs", _one(_h4_messages_row)),
-    "summarize": HubSet("HuggingFaceH4/summarize-from-feedback", "train", _one(_summarize_row)),
-    "stackexchange": HubSet("HuggingFaceH4/stack-exchange-preferences", "train", _stackexchange_rows),
+    "hh": HubSet(hub_id("hh-rlhf"), "train", _one(_hh_row)),
+    "ultrafeedback": HubSet(hub_id("ultrafeedback"), "train_prefs", _one(_h4_messages_row)),
+    "summarize": HubSet(hub_id("summarize"), "train", _one(_summarize_row)),
+    "stackexchange": HubSet(hub_id("stackexchange"), "train", _stackexchange_rows),
 }
 LOCAL_SETS = ("hh_local", "sst2", "jsonl")
 
@@ -233,20 +234,16 @@ def _hub_pairs(dataset: str, path: str | None, split: str | None, limit: int | N
 
 
 def _load_hub_split(source: str, split: str):
-    from datasets import load_dataset
-
     try:
-        return load_dataset(source, split=split)
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{source} split {split!r}: not a local file/folder and cannot be loaded from the hub "
-                        f"({first}); pass a local copy as ser.data_path") from None
+        return load_hub(source, None, split)
+    except UserError as exc:
+        raise UserError(f"{exc}; or pass a local copy as ser.data_path") from None
 
 
 def _need(path: str | None, dataset: str) -> str:
     if not path:
         raise UserError(f"ser.dataset {dataset!r} reads a local file or folder; set ser.data_path")
-    return path
+    return local_source(path)  # mirror:<name>/... -> the shared mirror's copy
 
 
 @dataclass

@@ -16,11 +16,11 @@ ser-tiny: $(PREPARED) ## whole SER pipeline on the embedded models + tiny SST-2-
 	$(call SER_PIPELINE,tiny,sst2,1)
 
 ser-fidelity: $(PREPARED) ## SER on hh-rlhf + SST-2 pairs, seed 1/5/15%, MiniLM on CPU (~15 min); writes results.md + plot
-	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity data_root=$(or $(SHARED_DATA),../shared/data) \
+	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity \
 	  $(if $(filter true,$(OVERWRITE)),--overwrite true)
 
 ser-fidelity-finetuned: $(PREPARED) ## SER on SST-2 pairs with MiniLM fine-tuned every loop (common_rm backend, one split; ~25 min CPU)
-	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity_finetuned data_root=$(or $(SHARED_DATA),../shared/data) \
+	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity_finetuned \
 	  backend=common_rm datasets=sst2 seeds=42 $(if $(filter true,$(OVERWRITE)),--overwrite true)
 
 ser-policy-fidelity: $(PREPARED) ## PPO (SmolLM2) on the seed/SER/100% RMs of ser-fidelity at 1 %, graded by ser-fidelity-finetuned's RM (run both first)

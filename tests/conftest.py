@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded offline models (built once per session) and the optional shared data folder."""
+"""Shared fixtures: the embedded offline models (built once per session) and the optional shared mirror of hub data."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from common.hub_data import shared_data_root
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tests never need a wandb run; "disabled" makes wandb.init a no-op (runs default to offline outside tests).
@@ -19,7 +21,7 @@ import torch  # only after OMP_NUM_THREADS is set, so torch picks it up
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("RLHF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = shared_data_root()
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,8 @@ def minilm(embedded_models) -> str:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data; tests that use it skip cleanly when it is absent."""
+    """The shared mirror (common.hub_data.shared_data_root: $RLHF_SHARED_DATA or its default); tests that use it skip
+    cleanly when it is absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent")
     return SHARED_DATA

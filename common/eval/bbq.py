@@ -25,7 +25,10 @@ Metrics, per category and pooled over all items ("overall"); [PAPER] §5 and the
   intersectional categories) this rule may get wrong, so the output says which rule ran.
 - Undefined values (no items; every answer UNKNOWN, e.g. the always-UNKNOWN model) are None, never 0.
 
-CLI: ``python -m common.eval.bbq --model embedded:smollm2-135m-instruct --data /path/to/bbq --modes mc,generate``.
+Data (``data``): a local release folder, ``mirror:bbq`` (the shared mirror's copy) or a hub id with one config per
+category (``heegyu/bbq``, read through ``common.hub_data``: a loading script, so its parquet conversion).
+
+CLI: ``python -m common.eval.bbq --model embedded:smollm2-135m-instruct --data heegyu/bbq --modes mc,generate``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from tqdm.auto import tqdm
 
 from common.config import ConfigError, UserError, stage_cli
 from common.eval.option_scoring import pick_option
+from common.hub_data import load_hub_rows, local_source
 
 CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance", "Race_ethnicity",
               "Race_x_SES", "Race_x_gender", "Religion", "SES", "Sexual_orientation")
@@ -146,6 +150,7 @@ def load_bbq(source: str, categories: Sequence[str] = (), metadata_csv: str = ""
     if n_per_category is not None and n_per_category < 1:
         raise UserError(f"n_per_category: {n_per_category} must be >= 1, or None for every item")
     info: dict[str, Any] = {"warnings": []}
+    source = local_source(source)  # mirror:bbq -> the shared mirror's folder
     folder = Path(source)
     if folder.is_dir():
         files = _local_files(folder)
@@ -190,15 +195,13 @@ def load_bbq(source: str, categories: Sequence[str] = (), metadata_csv: str = ""
 
 
 def _load_hub(hub_id: str, categories: list[str], split: str) -> dict[str, list[dict]]:
-    from datasets import load_dataset
-
     out = {}
     for category in categories:
         try:
-            out[category] = [dict(r) for r in load_dataset(hub_id, category, split=split)]
-        except (OSError, ValueError, FileNotFoundError) as exc:
+            out[category] = load_hub_rows(hub_id, category, split)
+        except UserError as exc:
             raise UserError(f"data: {hub_id!r} is neither a local folder nor a loadable hub dataset with config "
-                            f"{category!r} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+                            f"{category!r} ({exc})") from None
     return out
 
 
@@ -333,7 +336,8 @@ class BBQEvalConfig:
     """Score one model on BBQ (official release) by option log-likelihood and/or free generation."""
 
     model: str = field(default="", metadata={"help": "hub id, local folder or embedded:<name>"})
-    data: str = field(default="", metadata={"help": "local BBQ folder (data/<Category>.jsonl[.gz]) or hub dataset id"})
+    data: str = field(default="", metadata={"help": "local BBQ folder (data/<Category>.jsonl[.gz]), mirror:bbq or "
+                                                  "hub dataset id (heegyu/bbq)"})
     metadata_csv: str = field(default="", metadata={"help": "additional_metadata.csv (target_loc); auto-found in "
                                                             "<data>/supplemental/; without it targets are derived"})
     categories: list[str] = field(default_factory=list, metadata={"help": "subset of categories; empty = all found"})

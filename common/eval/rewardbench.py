@@ -46,10 +46,11 @@ from typing import Any, Protocol
 from common.artifacts import REPO_ROOT, RunDir, atomic_write_text, iter_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.config import help_meta as _help
+from common.hub_data import hub_id
 
 log = logging.getLogger(__name__)
 
-HUB_ID = "allenai/reward-bench"
+HUB_ID = hub_id("rewardbench")  # allenai/reward-bench
 # [CODE] rewardbench/constants.py (allenai/reward-bench, commit a32e272)
 SUBSET_MAPPING: dict[str, tuple[str, ...]] = {
     "Chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),

@@ -37,6 +37,8 @@ from common.models import load_tokenizer
 from common.train import ppo_core as core
 from common.train import ppo_models as pm
 
+OPTIMIZERS = ("adamw", "adafactor")
+
 
 @dataclass
 class PPOConfig:
@@ -80,7 +82,10 @@ class PPOConfig:
     learning_rate: float = field(default=1.41e-5, metadata=_h("actor learning rate [CODE]"))
     critic_learning_rate: float | None = field(default=None, metadata=_h("critic learning rate (None: "
                                                                          "learning_rate)"))
-    weight_decay: float = field(default=0.0, metadata=_h("AdamW weight decay (actor and critic)"))
+    weight_decay: float = field(default=0.0, metadata=_h("weight decay (actor and critic)"))
+    optimizer: str = field(default="adamw", metadata=_h(
+        "adamw | adafactor (transformers' Adafactor at a fixed lr: relative_step, scale_parameter and warmup_init "
+        "off, as SER's upstream ppo.py builds it; factored second moments, no first moment)"))
     lr_scheduler: str = field(default="constant", metadata=_h("transformers scheduler name: constant, linear, "
                                                               "cosine..."))
     warmup_steps: int = field(default=0, metadata=_h("scheduler warmup, in optimiser steps"))
@@ -119,6 +124,8 @@ class PPOConfig:
                                                               "the prompts"))
     total_episodes: int | None = field(default=None, metadata=_h("prompts to sample in all (steps = episodes / "
                                                                  "rollout_batch_size)"))
+    prompt_epochs: int = field(default=1, metadata=_h("passes over the prompts when neither total_steps nor "
+                                                      "total_episodes is set (SER's upstream: 4)"))
     # --- model form
     use_lora: bool = field(default=False, metadata=_h("LoRA policy (reference = adapter disabled) and LoRA critic"))
     lora_r: int = field(default=16, metadata=_h("LoRA rank"))
@@ -175,8 +182,10 @@ class PPOConfig:
             lo_hi = self.response_length_range
             if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1]:
                 bad("response_length_range", f"expected [min, max] with 1 <= min <= max, got {lo_hi}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"{self.optimizer!r} is not one of {list(OPTIMIZERS)}")
         for key in ("rollout_batch_size", "mini_batch_size", "gradient_accumulation_steps", "ppo_epochs",
-                    "max_new_tokens", "max_prompt_length", "logging_steps", "kl_horizon"):
+                    "max_new_tokens", "max_prompt_length", "logging_steps", "kl_horizon", "prompt_epochs"):
             if getattr(self, key) < 1:
                 bad(key, f"must be >= 1, got {getattr(self, key)}")
         if self.rollout_batch_size % self.mini_batch_size:
@@ -273,6 +282,18 @@ class Rollout:
     def rows(self, idx: list[int]) -> Rollout:
         return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[idx]
                           for f in dataclasses.fields(self)})
+
+
+def build_optimizer(params: list[torch.Tensor], lr: float, cfg: PPOConfig) -> torch.optim.Optimizer:
+    """AdamW, or Adafactor (Shazeer & Stern 2018) at a fixed ``lr``: relative_step, scale_parameter and warmup_init
+    off so the scheduler alone sets the step size, as SER's upstream builds it ([CODE] microsoft/DKI_LLM
+    SER/ppo/ppo.py)."""
+    if cfg.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=lr, weight_decay=cfg.weight_decay, scale_parameter=False, relative_step=False,
+                         warmup_init=False)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
 
 
 class MasterWeights:
@@ -470,8 +491,7 @@ class PPOTrainer:
         if self.critic is not None:
             groups.append((self.critic, cfg.critic_learning_rate or cfg.learning_rate))
         self.masters = [MasterWeights(m) for m, _ in groups]  # fp32 copies of bf16/fp16 weights (see the class)
-        self.optimizers = [torch.optim.AdamW(mw.params, lr=lr, weight_decay=cfg.weight_decay)
-                           for mw, (_, lr) in zip(self.masters, groups)]
+        self.optimizers = [build_optimizer(mw.params, lr, cfg) for mw, (_, lr) in zip(self.masters, groups)]
         self.schedulers = [get_scheduler(cfg.lr_scheduler, o, num_warmup_steps=cfg.warmup_steps,
                                          num_training_steps=n_opt) for o in self.optimizers]
 
@@ -562,7 +582,7 @@ def _prepare_output(cfg: PPOConfig, out: Path, total_steps: int) -> Path | None:
 def _total_steps(cfg: PPOConfig, n_prompts: int) -> int:
     if cfg.total_steps is not None:
         return cfg.total_steps
-    episodes = cfg.total_episodes if cfg.total_episodes is not None else n_prompts
+    episodes = cfg.total_episodes if cfg.total_episodes is not None else n_prompts * cfg.prompt_epochs
     return max(1, math.ceil(episodes / cfg.rollout_batch_size))
 
 

@@ -306,3 +306,40 @@ def test_bf16_lora_ppo_steps_fp32_adapters_and_a_master_of_the_critic_head(tiny_
     assert policy_masters == []  # PEFT keeps the adapters in float32 over the bf16 base
     assert len(critic_masters) == 1 and critic_masters[0].shape[0] == 1  # the critic's score head (modules_to_save)
     assert all(v["exp_avg"].dtype == torch.float32 for o in state["optimizers"] for v in o["state"].values())
+
+
+# --- optimiser and run length options (upstream settings: SER's Adafactor, SER's 4 passes over the prompts) -------
+
+
+def test_adafactor_steps_with_factored_second_moments_at_the_scheduled_lr():
+    # Adafactor at a fixed lr (relative_step / scale_parameter off): with a constant gradient the first update is
+    # g / sqrt(g^2) = sign(g), RMS 1 (no clipping), so every weight moves by exactly lr; its state holds the row and
+    # column factors of the second moment instead of Adam's two full-size moments.
+    lr = 1e-2
+    layer = torch.nn.Linear(3, 2, bias=False)
+    start = layer.weight.detach().clone()
+    trainer = _optimizer_only_trainer(layer, learning_rate=lr, optimizer="adafactor")
+    layer.weight.sum().backward()
+    trainer.optimizer_step()
+    assert torch.allclose(start - layer.weight.detach(), torch.full((2, 3), lr), atol=1e-6)
+    state = trainer.optimizers[0].state[layer.weight]
+    assert state["exp_avg_sq_row"].shape == (2,) and state["exp_avg_sq_col"].shape == (3,)
+    assert "exp_avg" not in state and "exp_avg_sq" not in state
+    adamw = _optimizer_only_trainer(torch.nn.Linear(3, 2, bias=False), learning_rate=lr)
+    assert isinstance(adamw.optimizers[0], torch.optim.AdamW)
+
+
+def test_unknown_optimizer_is_refused_naming_the_key():
+    with pytest.raises(UserError, match=r"rl\.optimizer: 'sgd'"):
+        PPOConfig(model="m", dataset="d", optimizer="sgd")
+
+
+def test_prompt_epochs_multiplies_the_passes_over_the_prompts():
+    from common.train.ppo import _total_steps
+
+    def steps(**kw):
+        return _total_steps(PPOConfig(model="m", dataset="d", rollout_batch_size=8, **kw), n_prompts=12)
+
+    assert steps() == 2  # ceil(12 / 8)
+    assert steps(prompt_epochs=4) == 6  # ceil(4 x 12 / 8)
+    assert steps(prompt_epochs=4, total_episodes=16) == 2 and steps(prompt_epochs=4, total_steps=3) == 3

@@ -110,6 +110,18 @@ def test_translation_carries_each_key_to_verl(tmp_path):
     assert {k: flat[k] for k in expect} == expect
 
 
+def test_adafactor_reaches_verls_actor_and_critic_as_transformers_adafactor_at_a_fixed_lr(tmp_path):
+    flat = _plan(PPOConfig(model="m", dataset="d", reward_models=[{"path": "rm"}]), tmp_path).flat()
+    assert "actor_rollout_ref.actor.optim.optimizer" not in flat  # AdamW: verl's own default stays
+    cfg = PPOConfig(model="m", dataset="d", reward_models=[{"path": "rm"}], optimizer="adafactor")
+    flat = _plan(cfg, tmp_path).flat()
+    for section in ("actor_rollout_ref.actor.optim", "critic.optim"):
+        assert (flat[f"{section}.optimizer_impl"], flat[f"{section}.optimizer"]) == \
+            ("transformers.optimization", "Adafactor")
+        assert flat[f"{section}.override_optimizer_config"] == {"scale_parameter": False, "relative_step": False,
+                                                                 "warmup_init": False}
+
+
 def test_remax_uses_verls_remax_without_a_critic_and_the_legacy_trainer(tmp_path):
     cfg = PPOConfig(model="m", dataset="d", reward_models=[{"path": "rm"}], algorithm="remax", adaptive_kl=False)
     plan = _plan(cfg, tmp_path)
