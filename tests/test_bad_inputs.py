@@ -35,6 +35,7 @@ class Case:
     args: tuple[str, ...] = ()
     names: tuple[str, ...] = ()  # each must appear in the error line
     files: dict[str, str | bytes] = field(default_factory=dict)  # relative path -> content, under the case folder
+    env: dict[str, str] = field(default_factory=dict)  # extra environment ({d} filled in)
 
 
 def jsonl(*records: object) -> str:
@@ -241,6 +242,15 @@ CASES: list[Case] = [
     Case("rllr-pipeline-bad-set", "rllr.pipeline", ("--config", "{d}/r.yaml", "--tasks", "sst2", "--runs",
                                                     "{d}/runs", "--set", "max_steps=4"), ("--set", "'max_steps=4'"),
          {"r.yaml": recipe(data={})}),
+    # common.hub_data: a fidelity recipe's mirror: source without the shared mirror; a mirror name not registered
+    Case("mirror-missing", "pcrm.data", ("--config", "pcrm/configs/fidelity.yaml", "--section", "data_sst2",
+                                         "output_dir={d}/out"),
+         ("mirror:glue/sst2", "the shared mirror {d}/absent does not exist", "DATA_ROOT=", "RLHF_SHARED_DATA="),
+         env={"RLHF_SHARED_DATA": "{d}/absent"}),
+    Case("mirror-unknown-dataset", "rllr.build_data", ("--config", "rllr/configs/tiny.yaml", "--section", "data",
+                                                       "tasks=sst2", "local_dir=mirror:gleu", "output_dir={d}/out"),
+         ("mirror:gleu", "'gleu' is not a registered dataset", "'glue'"), {"mirror/README": "a mirror"},
+         env={"RLHF_SHARED_DATA": "{d}/mirror"}),
     Case("rllr-pipeline-section-is-a-list", "rllr.pipeline", ("--config", "{d}/r.yaml", "--tasks", "sst2",
                                                               "--runs", "{d}/runs"), ("r.yaml", "'sft_wrat'"),
          {"r.yaml": recipe(sft_wrat=["model_name_or_path", "m"])}),
@@ -261,7 +271,7 @@ def _run(case: Case, folder: Path) -> dict:
         else:
             path.write_text(_fill(content, folder))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false", **{k: _fill(v, folder) for k, v in case.env.items()}}
     cmd = [sys.executable, "-m", case.module, *(_fill(a, folder) for a in case.args)]
     start = time.perf_counter()
     try:
