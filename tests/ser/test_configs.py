@@ -46,9 +46,10 @@ def test_real_recipes_follow_the_upstream_settings():
     assert cfg.heldout_size == 1500 and cfg.sft_data == "seed" and cfg.pool_source == "pairs"
     assert load_config(SERConfig, CONFIGS[0].parent / "llama2-70b.yaml", "ser").rm["lora_r"] == 2
     rl = load_config(SERPPOConfig, CONFIGS[0].parent / "llama3.yaml", "rl")
+    # batch 8 per process x 8 processes; TRL's adaptive target stays at its default 6 (0.1 is early stopping's)
     assert (rl.lora_r, rl.learning_rate, rl.rollout_batch_size, rl.mini_batch_size, rl.ppo_epochs) == \
-        (16, 1.4e-5, 8, 1, 4)
-    assert (rl.kl_coef, rl.kl_target, rl.response_length_range) == (0.2, 0.1, [32, 128])
+        (16, 1.4e-5, 64, 1, 4)
+    assert (rl.kl_coef, rl.kl_target, rl.response_length_range) == (0.2, 6.0, [32, 128])
 
 
 def test_policy_fidelity_recipe_builds():
