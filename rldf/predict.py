@@ -7,6 +7,14 @@
 For each of ``before`` and ``after``: greedy answers to the test-split prompts (``<which>/answers.jsonl``, through
 the generation cache, so a rerun resumes), their mean RM reward, and BBQ (``common.eval.bbq``) on every category the
 data folder holds, the bias type's own category first (Age for age). metrics.json puts the two side by side.
+
+``references`` (the data stage's ``sft/``): BLEU-4 and ROUGE-1/2/L of the greedy answers against the held-out debate
+utterances, one score per utterance, averaged (``<which>_predict_bleu-4``, ``<which>_predict_rouge-1/2/l``;
+``<which>/text_overlap.jsonl`` per utterance), as upstream's LLaMA-Factory ``do_predict`` on the SFT test set
+([CODE] Hunter-Wrynn/RLDF RL/reward-model-training/do_predict_sft_multi_role.sh; logged for Llama-2-7b: BLEU-4 27.4,
+ROUGE-1 29.5, ROUGE-L 19.1 on 346 utterances). The metric rules are in ``common.eval.text_overlap``. Deviation:
+upstream samples (LLaMA-Factory's defaults: temperature 0.95, top-p 0.7 [CODE] src/llmtuner/hparams/
+generating_args.py); the answers here are greedy, the same answers the RM scores.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from common.config import ConfigError, stage_cli
 from common.config import help_meta as _h
 from common.data import load_records
 from common.eval.bbq import BBQEvalConfig, evaluate_bbq
+from common.eval.text_overlap import METRIC_KEYS, example_scores
 from common.generation import GenerationConfig, build_generator
 from common.hub_data import local_source
 from rldf.bias_types import get_bias_type
@@ -39,6 +48,9 @@ class PredictConfig:
     prompts: str = field(default="", metadata=_h("prompt records folder (the data stage's prompts/)"))
     prompt_split: str = field(default="test", metadata=_h("split of `prompts` to answer (held-out topics)"))
     prompt_limit: int | None = field(default=None, metadata=_h("answer at most this many prompts"))
+    references: str = field(default="", metadata=_h("SFT records folder (the data stage's sft/): BLEU/ROUGE of the "
+                                                    "answers against its `prompt_split` utterances; '' = skip"))
+    reference_limit: int | None = field(default=None, metadata=_h("score at most this many utterances (seeded)"))
     bias_type: str = field(default="age", metadata=_h("its BBQ category is evaluated first"))
     template: str = field(default="tokenizer", metadata=_h("chat template of the policy and the RM"))
     max_new_tokens: int = field(default=512, metadata=_h("answer length [CODE: RL answers 512]"))
@@ -59,6 +71,9 @@ class PredictConfig:
         get_bias_type(self.bias_type, "predict.bias_type")
         if not self.before_model and not self.after_model:
             raise ConfigError("predict.before_model / after_model: set at least one model to evaluate")
+        if self.reference_limit is not None and self.reference_limit < 1:
+            raise ConfigError(f"predict.reference_limit: {self.reference_limit} must be >= 1, or null for every "
+                              "utterance")
         if self.bbq_n_per_category is not None and self.bbq_n_per_category < 1:
             raise ConfigError(f"predict.bbq_n_per_category: {self.bbq_n_per_category} must be >= 1, or null for "
                               "every item")
@@ -77,16 +92,39 @@ def bbq_categories(cfg: PredictConfig) -> list[str]:
     return sorted(cats, key=lambda c: (c != first, c))
 
 
+def reference_overlap(records: list[dict], answer_of: dict[str, str], out: Path) -> dict[str, Any]:
+    """predict_bleu-4 / predict_rouge-1/2/l: each held-out utterance against the answer to its debate prompt."""
+    rows = [{"prompt": r["prompt"], "reference": r["response"], "prediction": answer_of[r["prompt"]],
+             **example_scores(answer_of[r["prompt"]], r["response"])} for r in records]
+    write_jsonl(out / "text_overlap.jsonl", rows)
+    means = {k: (sum(row[k] for row in rows) / len(rows) if rows else None) for k in METRIC_KEYS}
+    return {"predict_n": len(rows), **{f"predict_{k}": v for k, v in means.items()}}
+
+
+def _ask(gen, prompts: list[str], desc: str) -> list[str]:
+    return [a[0] for a in gen.chat([[{"role": "user", "content": p}] for p in prompts], desc=desc)] if prompts else []
+
+
 def answer_prompts(cfg: PredictConfig, model: str, out: Path) -> dict[str, Any]:
-    records = load_records(cfg.prompts, "prompt", split=cfg.prompt_split, limit=cfg.prompt_limit, seed=cfg.seed)
+    """Greedy answers to the held-out prompts (scored by the RM) and to the prompts of the held-out utterances
+    (BLEU/ROUGE); one model load, freed before the RM loads."""
+    records = (load_records(cfg.prompts, "prompt", split=cfg.prompt_split, limit=cfg.prompt_limit, seed=cfg.seed)
+               if cfg.prompts else [])
+    references = (load_records(cfg.references, "sft", split=cfg.prompt_split, limit=cfg.reference_limit,
+                               seed=cfg.seed) if cfg.references else [])
+    ref_prompts = list(dict.fromkeys(r["prompt"] for r in references))  # a debate prompt has many utterances
     gen = build_generator(GenerationConfig(
         backend="hf", model=model, template=cfg.template, temperature=0.0, max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
         cache_path=str(out / "generation_cache.jsonl")))
-    answers = [a[0] for a in gen.chat([[{"role": "user", "content": r["prompt"]}] for r in records], desc="answers")]
+    answers = _ask(gen, [r["prompt"] for r in records], "answers")
+    answer_of = dict(zip(ref_prompts, _ask(gen, ref_prompts, "reference answers")))  # cached if the prompts coincide
     del gen
+    metrics: dict[str, Any] = reference_overlap(references, answer_of, out) if cfg.references else {}
+    if not cfg.prompts:
+        return metrics
     rows = [{**r, "response": a} for r, a in zip(records, answers)]
-    metrics: dict[str, Any] = {"n_prompts": len(rows)}
+    metrics["n_prompts"] = len(rows)
     if cfg.reward_model:
         from common.rewards import RewardModelScorer
 
@@ -107,7 +145,7 @@ def predict(cfg: PredictConfig) -> dict[str, Any]:
         if not model:
             continue
         out = run.path / which
-        if cfg.prompts:
+        if cfg.prompts or cfg.references:
             metrics.update({f"{which}_{k}": v for k, v in answer_prompts(cfg, model, out).items()})
         if cfg.bbq_data:
             bbq = evaluate_bbq(BBQEvalConfig(
