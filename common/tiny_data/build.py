@@ -1,8 +1,9 @@
-"""Build the project's own tiny datasets, in the same files and schemas as ``../shared/data``.
+"""Build the project's own tiny datasets, in the same files and schemas as the shared mirror.
 
 ``make demo`` and the ``<paper>-tiny`` targets must run on a fresh machine with nothing but this repository, so they
 read ``common/tiny_data/`` (written by this script and committed; every line is our own synthetic text, nothing is
-fetched). Fidelity runs read the real data in ``../shared/data`` through the same loaders: only the root changes.
+fetched). Fidelity runs read the real data in the shared mirror (``mirror:<name>``, ``common.hub_data``) through the
+same loaders: only the root changes.
 
     python -m common.tiny_data.build      # rewrites common/tiny_data/{glue,hh-rlhf,personahub,bbq}
 """

@@ -1,4 +1,4 @@
-"""The shipped tiny datasets mirror ../shared/data: same files, same schemas, same loaders."""
+"""The shipped tiny datasets copy the shared mirror's layout: same files, same schemas, same loaders."""
 
 import hashlib
 from pathlib import Path

@@ -3,7 +3,7 @@
 The random 2-layer model cannot write a ranking, so every model ballot must end as an abstention (never a guess);
 human ballots in the same file format (issue 13's annotation export) then drive the SWF rows, and the stage outputs
 feed the next stage: SWF pairs -> DPO -> the evaluation table. Data: the repo's own common/tiny_data (same tree as
-../shared/data), so the test runs on a fresh checkout.
+the shared mirror), so the test runs on a fresh checkout.
 """
 
 from __future__ import annotations
