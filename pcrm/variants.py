@@ -46,6 +46,9 @@ class VariantsConfig:
     rm: dict = field(default_factory=dict, metadata={"help": "PCRMRMConfig settings shared by every variant"})
     prior: dict = field(default_factory=dict, metadata={"help": "PriorConfig settings (tokenizer, encoder, β...)"})
     rm_model: str | None = field(default=None, metadata={"help": "replaces rm.model_name_or_path (e.g. SFT model)"})
+    rm_init: str = field(default="config", metadata={"help": "config (rm.model_name_or_path) | sft (the task's SFT "
+                                                             "model, sft_model: upstream's RM init [CODE])"})
+    sft_model: str | None = field(default=None, metadata={"help": "the task's SFT run folder (02_rm.sh passes it)"})
     seed: int = field(default=0, metadata={"help": "seed of the orientation draw for the rank correlation"})
     overwrite: bool = field(default=False, metadata={"help": "replace finished runs in output_dir"})
 
@@ -59,8 +62,15 @@ class VariantsConfig:
         for key in ("kind", "task", "input", "output_dir"):
             if key in self.prior:
                 raise ConfigError(f"variants.prior.{key}: set by the driver per variant; remove it")
-        if self.rm_model:
+        if self.rm_init not in ("config", "sft"):
+            raise ConfigError(f"variants.rm_init: {self.rm_init!r} is not one of ['config', 'sft']")
+        if self.rm_model:  # an explicit backbone (RM_MODEL) wins over rm_init
             self.rm = {**self.rm, "model_name_or_path": self.rm_model}
+        elif self.rm_init == "sft":
+            if not self.sft_model:
+                raise ConfigError("variants.sft_model: rm_init sft starts every RM from the task's SFT model; pass "
+                                  "its folder (pcrm/scripts/02_rm.sh does), or set rm_init: config")
+            self.rm = {**self.rm, "model_name_or_path": self.sft_model}
         if "model_name_or_path" not in self.rm:
             raise ConfigError("variants.rm.model_name_or_path: name the RM backbone (e.g. embedded:all-minilm-l6-v2)")
 

@@ -3,7 +3,9 @@
 source "$(dirname "$0")/env.sh"
 run_if_needed "$ROOT/data_pref" $PY -m pcrm.data --config "$CONFIG" --section "data_pref_$TASK" \
   output_dir="$ROOT/data_pref" $OW
-# RM_MODEL (optional) replaces the config's backbone, e.g. RM_MODEL=$ROOT/sft to start from the SFT model [CODE].
+# The RM backbone: the recipe's variants_<task>.rm_init (sft: this task's SFT model, $ROOT/sft, as upstream [CODE];
+# config: rm.model_name_or_path); RM_MODEL (optional) replaces either.
 # Under $LAUNCH every process runs the driver and the variants' RM trainers share the processes.
 $LAUNCH -m pcrm.variants --config "$CONFIG" --section "variants_$TASK" data_dir="$ROOT/data_pref" \
-  output_dir="$ROOT/rm" variants="$(echo $VARIANTS | tr ' ' ',')" ${RM_MODEL:+rm_model=$RM_MODEL} $OW
+  output_dir="$ROOT/rm" variants="$(echo $VARIANTS | tr ' ' ',')" sft_model="$ROOT/sft" \
+  ${RM_MODEL:+rm_model=$RM_MODEL} $OW
