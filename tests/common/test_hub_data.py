@@ -171,3 +171,11 @@ def test_a_script_dataset_reads_its_parquet_conversion_in_the_hub_layout(monkeyp
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
     items, _ = load_bbq("heegyu/bbq", categories=["Age"])
     assert items == load_bbq(str(TINY / "bbq"), categories=["Age"])[0] and len(items) == 12
+
+
+def test_the_readme_table_lists_every_registered_dataset_with_its_hub_id():
+    text = (Path(__file__).resolve().parents[2] / "common" / "README.md").read_text()
+    section = text.split("\n## Data sources")[1].split("\n## ")[0]
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `") for line in section.splitlines()
+            if line.startswith("| `")}
+    assert rows == {name: d.hub_id for name, d in DATASETS.items()}
