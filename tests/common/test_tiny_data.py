@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from common.eval.bbq import bbq_scores, load_bbq
+from common.eval.rewardbench import SECTION_KEYS, load_rewardbench, rewardbench_metrics
 from common.preference_sets import hh_rlhf_pairs, sst2_sentiment_pairs
 from common.tiny_data import build as tiny
 
@@ -40,3 +41,12 @@ def test_preference_builders_read_the_tiny_tree():
     assert len(sst) == 20 and all(r["chosen"] != r["rejected"] for r in sst)
     hh = hh_rlhf_pairs(TINY / "hh-rlhf")
     assert len(hh) == len(tiny.HELPFUL) + len(tiny.HARMLESS)
+
+
+def test_rewardbench_sample_has_subsets_of_all_four_sections():
+    rows = load_rewardbench(str(TINY / "rewardbench"))  # the layout of the hub split: <folder>/filtered.jsonl.gz
+    assert len(rows) == len(tiny.REWARDBENCH) and all(r["chosen"] != r["rejected"] for r in rows)
+    oracle = rewardbench_metrics([{"subset": r["subset"], "chosen": 1.0, "rejected": 0.0} for r in rows])
+    assert not oracle["subsets_outside_sections"]
+    assert [oracle[k] for k in SECTION_KEYS.values()] == [1.0, 1.0, 1.0, 1.0] and oracle["rewardbench_overall"] == 1.0
+    assert len(load_rewardbench(str(TINY / "rewardbench"), limit_per_subset=1)) == len({r["subset"] for r in rows})
