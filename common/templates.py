@@ -36,6 +36,7 @@ class Template:
     user_format: str = "{content}"  # a user turn followed by the assistant header
     assistant_format: str = "{content}"  # a finished assistant turn, its end-of-turn text included
     final_suffix: str = ""  # LLaMA-Factory's `efficient_eos`: EOS only after the last assistant turn
+    separator: str = ""  # LLaMA-Factory's `format_separator`: written before every user turn after the first
     default_system: str = ""
     system_in_first_user: bool = False  # LLaMA-Factory's Llama2Template: system text glued into the first user turn
     stop_words: tuple[str, ...] = ()  # extra strings that end generation, besides the tokenizer's EOS
@@ -137,6 +138,17 @@ register_template(Template(
     source="LLaMA-Factory `default` (used for BLOOM and models without a chat format)",
 ))
 register_template(Template(
+    name="default_v0.6",
+    # LLaMA-Factory v0.6's `default` (src/llmtuner/data/template.py at tag v0.6.1), the format RLDF's RM, SFT and
+    # BBQ predictions were run with (Hunter-Wrynn/RLDF RL/reward-model-training/*.sh, --template default). That
+    # version writes no BOS; ours is added as for every template (encode_prompt_response).
+    system_format="{content}\n",
+    user_format="Human: {content}\nAssistant: ",
+    assistant_format="{content}{eos}",
+    separator="\n",
+    source="LLaMA-Factory v0.6.1 `default` (RLDF's LLaMA-Factory runs)",
+))
+register_template(Template(
     name="gemma",
     prefix="<bos>",
     system_format="{content}\n\n",
@@ -195,6 +207,8 @@ def _render_fixed(t: Template, messages: list[Message], system: str | None, toke
     for i, m in enumerate(messages):
         if m["role"] == "user":
             content = m["content"]
+            if i > 0:
+                out.append(t.separator)
             if i == 0 and system and t.system_in_first_user:
                 content = _fill(t.system_format, system, tokenizer) + content
             out.append(_fill(t.user_format, content, tokenizer))

@@ -35,6 +35,7 @@ EXPECTED = {
     "baichuan2": ("S<reserved_106>Q<reserved_107>", "A</s>"),
     "mistral": ("<s>[INST] S\n\nQ[/INST]", " A</s>"),
     "default": ("System: S</s>\nHuman: Q</s>\nAssistant:", "A</s>\n"),
+    "default_v0.6": ("S\nHuman: Q\nAssistant: ", "A</s>"),
     "gemma": ("<bos><start_of_turn>user\nS\n\nQ<end_of_turn>\n<start_of_turn>model\n", "A<end_of_turn>\n"),
 }
 
@@ -58,6 +59,13 @@ def test_llama2_multi_turn_follows_meta_reference_format():
     messages = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
                 {"role": "user", "content": "Q2"}]
     assert render_prompt(messages, "llama2") == "<s>[INST] Q1 [/INST] A1 </s><s>[INST] Q2 [/INST]"
+
+
+def test_separator_comes_before_every_later_user_turn():
+    # LLaMA-Factory v0.6: turn 0 = system + query, turn t = separator + query (Template._encode)
+    messages = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
+                {"role": "user", "content": "Q2"}]
+    assert render_prompt(messages, "default_v0.6") == "Human: Q1\nAssistant: A1</s>\nHuman: Q2\nAssistant: "
 
 
 def test_efficient_eos_templates_end_only_the_last_turn_with_eos():
