@@ -16,8 +16,9 @@ Record schema (LLaMA-Factory alpaca fields mapped onto ours): ``prompt = instruc
 as LLaMA-Factory joins them), ``chosen`` = the low-bias utterance, ``rejected`` = the high-bias one. Upstream wrote
 [low, high] in one script and [high, low] in two others; ours is fixed and tested. SFT records pair the same prompt
 with every debater utterance scored at most ``sft_max_score`` [GUESS: upstream's 3,105 + 346 utterances from 500
-topics is about every utterance]. Topics are split into train/test before any record is written, so a topic's pair,
-utterances and RL prompt share one split.
+topics is about every utterance]. Topics are split into train/test before any record is written, so a topic's
+utterances and RL prompt share one split; its pair is held out only for the ``pair_eval_fraction`` share of topics
+(a subset of the held-out ones; upstream held out 10 % of the SFT utterances but 5 % of the RM pairs [CODE]).
 
 All calls go through the generation cache (``<output_dir>/generation_cache.jsonl``): a killed run, rerun, replays
 the answers it has and asks only for the rest. An unparseable referee or labelling answer is re-asked
@@ -97,6 +98,9 @@ class DebateConfig:
                                                                 ">= this; None keeps all [CODE]"))
     sft_max_score: int = field(default=10, metadata=_h("SFT keeps utterances scored <= this (10 = all) [GUESS]"))
     eval_fraction: float = field(default=0.1, metadata=_h("share of topics held out [CODE: 346 of 3,451]"))
+    pair_eval_fraction: float | None = field(default=None, metadata=_h(
+        "share of topics whose pair is held out for the RM's validation, drawn from the eval_fraction topics (the "
+        "others' pairs train the RM); None: eval_fraction. Upstream: RM --val_size 0.05 [CODE]"))
     seed: int = field(default=0, metadata=_h("sampling seed and topic split"))
     overwrite: bool = field(default=False, metadata=_h("replace a finished run (the generation cache is kept)"))
     resume: bool = field(default=False, metadata=_h("continue an unfinished run (also happens without it)"))
@@ -114,6 +118,9 @@ class DebateConfig:
                 raise ConfigError(f"data.{key}: {getattr(self, key)} must be >= 1")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"data.eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        if self.pair_eval_fraction is not None and not 0.0 <= self.pair_eval_fraction <= self.eval_fraction:
+            raise ConfigError(f"data.pair_eval_fraction: {self.pair_eval_fraction} must be in [0, eval_fraction = "
+                              f"{self.eval_fraction}]: the RM's held-out topics are a subset of the held-out topics")
         if self.referee_mode not in REFEREE_MODES:
             raise ConfigError(f"data.referee_mode: {self.referee_mode!r} is not one of {REFEREE_MODES}")
         if self.referee_mode == "loglik" and self.backend != "hf" and not self.referee_model:
@@ -344,6 +351,17 @@ def split_topics(ids: list[int], eval_fraction: float, seed: int) -> set[int]:
     return set(random.Random(seed).sample(sorted(ids), n_test))
 
 
+def split_pair_topics(test_ids: set[int], n_topics: int, pair_eval_fraction: float | None, seed: int) -> set[int]:
+    """The topics whose pair is held out: all of ``test_ids`` (None), or a seeded share of all ``n_topics`` drawn
+    from them, at least one when the share is > 0 and there are held-out topics."""
+    if pair_eval_fraction is None:
+        return set(test_ids)
+    n = min(len(test_ids), round(n_topics * pair_eval_fraction))
+    if pair_eval_fraction > 0 and test_ids:
+        n = max(1, n)
+    return set(random.Random(seed).sample(sorted(test_ids), n))
+
+
 def read_topics_file(path: str, n: int) -> list[str]:
     p = Path(path)
     if not p.is_file():
@@ -390,10 +408,11 @@ def build_dataset(cfg: DebateConfig, generator=None, scorer=None) -> dict[str, A
                                        for d in debates if d.failure])
     ok = [d for d in debates if d.failure is None]
     test_ids = split_topics([d.topic_id for d in ok], cfg.eval_fraction, cfg.seed)
+    pair_test_ids = split_pair_topics(test_ids, len(ok), cfg.pair_eval_fraction, cfg.seed)
     counts: dict[str, int] = {}
     for split in ("train", "test"):
         part = [d for d in ok if (d.topic_id in test_ids) == (split == "test")]
-        pairs = [debate_pair(d, bias, cfg.mode) for d in part]
+        pairs = [debate_pair(d, bias, cfg.mode) for d in ok if (d.topic_id in pair_test_ids) == (split == "test")]
         if cfg.min_score_gap is not None:
             pairs = [p for p in pairs if p["score_gap"] >= cfg.min_score_gap]
         counts[f"pairs_{split}"] = write_jsonl(out / "pairs" / f"{split}.jsonl", pairs)

@@ -122,3 +122,25 @@ def test_a_run_killed_mid_generation_resumes_from_its_cache(tmp_path):
     _, _, _ = run(tmp_path, "teacher")
     for name in ("pairs/train.jsonl", "sft/train.jsonl", "transcripts.jsonl"):
         assert read_jsonl(killed / name) == read_jsonl(tmp_path / "teacher" / name), name
+
+
+def test_rm_pairs_hold_out_a_subset_of_the_held_out_topics(tmp_path):
+    # upstream held out 10 % of the SFT utterances but only 5 % of the RM pairs; here the RM's held-out topics are a
+    # seeded subset of the held-out topics, and the other held-out topics' pairs train the RM
+    topics_file = tmp_path / "topics.txt"
+    topics_file.write_text("".join(f"Age topic {i}\n" for i in range(6)))
+    cfg = DebateConfig(output_dir=str(tmp_path / "pairs"), mode="self", model="scripted", n_topics=6,
+                       topics_file=str(topics_file), eval_fraction=0.5, pair_eval_fraction=1 / 6)
+    build_dataset(cfg, generator=ScriptedGenerator(cfg.generation()))
+    out = Path(cfg.output_dir)
+
+    def topics(kind, split):
+        return {r["topic_id"] for r in read_jsonl(out / kind / f"{split}.jsonl")}
+
+    held_out = topics("sft", "test")
+    assert len(held_out) == 3 and topics("prompts", "test") == held_out
+    assert len(topics("pairs", "test")) == 1 and topics("pairs", "test") < held_out
+    assert topics("pairs", "train") == set(range(6)) - topics("pairs", "test")
+    with pytest.raises(UserError, match=r"data\.pair_eval_fraction"):
+        DebateConfig(output_dir=str(tmp_path / "bad"), mode="self", model="m", eval_fraction=0.1,
+                     pair_eval_fraction=0.2)
