@@ -27,6 +27,12 @@ and 250); we keep upstream's numbers, since they define the published scores. Up
 subset present; we write null. Overall = unweighted mean of the four sections, the leaderboard's "Score" once prior
 sets were dropped from it [GUESS: the leaderboard code is not in the package]; null unless all four are present.
 
+In a recipe (section ``rewardbench``, run by each paper's evaluation stage for every RM and DPO policy it trains):
+``data: ''`` skips the step (no run folder; the CPU fidelity recipes), the tiny recipes name the shipped sample
+``common/tiny_data/rewardbench`` (our own pairs in this schema, so tiny runs never download), full-scale ones the hub
+set. ``dpo_ref: auto`` takes a DPO run's reference from its ``config.yaml`` as ``common.train.dpo`` chose it:
+``ref_model_name_or_path``, else ``model_name_or_path`` (the LoRA-disabled base, or the frozen starting policy).
+
 Resumable: each scored pair is appended (flushed, fsynced) to ``<output_dir>/scores.jsonl`` keyed by a fingerprint of
 the scorer (model, reference, template, β, max_length) + the pair id; a rerun scores only missing pairs, a torn last
 line (killed mid-write) is cut off, ``--overwrite true`` starts the cache over.
@@ -339,9 +345,10 @@ class RewardBenchConfig:
                                       "--dpo_ref"))
     output_dir: str | None = field(default=None, metadata=_help(
         "run folder; None: <model>_rewardbench next to a local model, runs/rewardbench/<name> for a hub id"))
-    dpo_ref: str | None = field(default=None, metadata=_help("reference model: score --model as a DPO policy"))
+    dpo_ref: str | None = field(default=None, metadata=_help("reference model: score --model as a DPO policy; auto: "
+                                                             "the DPO run's own reference (its config.yaml)"))
     data: str = field(default=HUB_ID, metadata=_help("hub id or local jsonl/parquet {prompt, chosen, rejected, subset, "
-                                                     "id}"))
+                                                     "id}; '' = skip (no run)"))
     split: str = field(default="filtered", metadata=_help("split of a hub dataset (or file stem in a folder)"))
     subsets: list[str] = field(default_factory=list, metadata=_help("score only these subsets (default all)"))
     limit_per_subset: int | None = field(default=None, metadata=_help("seeded sample of at most N pairs per subset"))
@@ -368,6 +375,8 @@ class RewardBenchConfig:
             raise ConfigError(f"rewardbench.beta: {self.beta} must be > 0")
         if self.dpo_ref is None and self.beta is not None:
             raise ConfigError("rewardbench.beta: only DPO scoring (--dpo_ref) uses β")
+        if self.dpo_ref == "auto" and self.data:
+            self.dpo_ref = dpo_reference(self.model)
         if self.output_dir is None:
             name = Path(self.model.rstrip("/"))
             if name.is_dir():
@@ -375,10 +384,23 @@ class RewardBenchConfig:
             else:
                 slug = "".join(c if c.isalnum() or c in "-._" else "_" for c in self.model)
                 self.output_dir = str(REPO_ROOT / "runs" / "rewardbench" / slug)
-        if self.device == "auto":
+        if self.device == "auto" and self.data:
             import torch
 
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def dpo_reference(model: str) -> str:
+    """The reference ``common.train.dpo`` used for the DPO run in folder ``model`` (see the module docstring)."""
+    settings = run_settings(model)
+    if settings.get("loss_type") == "simpo":
+        raise ConfigError(f"rewardbench.dpo_ref: auto: {model} was trained with SimPO, which has no reference model; "
+                          "score it as a DPO policy against a model you name, or leave dpo_ref unset")
+    ref = settings.get("ref_model_name_or_path") or settings.get("model_name_or_path")
+    if not ref:
+        raise ConfigError(f"rewardbench.dpo_ref: auto needs a DPO run folder with a config.yaml naming its model; "
+                          f"{model} has none")
+    return str(ref)
 
 
 def build_scorer(cfg: RewardBenchConfig) -> PairScorer:
@@ -394,6 +416,9 @@ def build_scorer(cfg: RewardBenchConfig) -> PairScorer:
 
 def evaluate_rewardbench(cfg: RewardBenchConfig, scorer: PairScorer | None = None) -> dict[str, Any]:
     """Score the pairs (resuming from the cache), write scores.md and metrics.json; returns the metrics."""
+    if not cfg.data:
+        print(f"rewardbench: data '' (the recipe's RewardBench step is off); {cfg.model} not scored", flush=True)
+        return {"skipped": True}
     records = load_rewardbench(cfg.data, cfg.split, cfg.subsets, cfg.limit_per_subset, cfg.seed)  # bad data: no run
     run = RunDir.start(cfg.output_dir, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
     cache_path = run.path / "scores.jsonl"
