@@ -68,6 +68,7 @@ def split_sets(items: list[str]) -> dict[str, dict[str, str]]:
 def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bool,
              sets: dict[str, dict[str, str]]) -> list[dict]:
     """All stages for one task (or comma-joined task group) into ``root``; returns per-stage wall times."""
+    from common.eval.rewardbench import RewardBenchConfig, evaluate_rewardbench
     from common.train.sft import SFTConfig, train_sft
     from rllr.build_data import BuildDataConfig, build_data
     from rllr.compare import compare_and_write
@@ -104,6 +105,11 @@ def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bo
         _stage(f"predict {name}", out, overwrite, log, predict, lambda: cfg(
             PredictConfig, "predict", model=str(model), data=str(root / "data" / "eval.jsonl"), output_dir=str(out)))
 
+    def rewardbench(rm_name: str) -> None:  # section rewardbench: hub set / tiny sample; data '' = off
+        out = root / "rewardbench" / rm_name
+        _stage(f"rewardbench {rm_name}", out, overwrite, log, evaluate_rewardbench, lambda: cfg(
+            RewardBenchConfig, "rewardbench", model=str(root / rm_name), output_dir=str(out)))
+
     sft_wrat = recipe.get("sft_wrat") or {}
     if not isinstance(sft_wrat, dict):
         raise ConfigError(f"{config}: section 'sft_wrat' must be a mapping of settings (key: value), not a "
@@ -129,6 +135,8 @@ def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bo
         systems[f"ppo_{mode}"] = out / "policy_merged"
     for name, model in systems.items():
         predict_with(name, model)
+    for name in ("rm_rat", "rm_label"):
+        rewardbench(name)
     print(compare_and_write(root), flush=True)
     return log
 
