@@ -12,9 +12,11 @@ rlchf-tiny: $(PREPARED) ## RLCHF end to end on the embedded SmolLM2 (guided judg
 	CONFIG=rlchf/configs/tiny.yaml OUT=$(RUNS)/rlchf/tiny ROWS="swf_borda" SFT_ROWS="" \
 	  HF_HUB_OFFLINE=1 $(RLCHF_RUN)
 
-rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 16 HH prompts x 10 personas; SWF stats, DPO, BBQ (CPU, ~25 min)
+rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 48 HH prompts x 6 personas; DPO gold + Borda; claims on 1,000 BBQ items
 	CONFIG=rlchf/configs/fidelity.yaml OUT=$(RUNS)/rlchf/fidelity \
-	  ROWS="gold swf_borda swf_plurality" SFT_ROWS="" HF_HUB_OFFLINE=1 $(RLCHF_RUN)
+	  ROWS="gold swf_borda" SFT_ROWS="" HF_HUB_OFFLINE=1 $(RLCHF_RUN)
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m rlchf.fidelity --config rlchf/configs/fidelity.yaml \
+	  --section fidelity run_root=$(RUNS)/rlchf/fidelity
 
 # Full-scale targets: DPO and SFT start under LAUNCH (NUM_GPUS processes, Makefile); RLCHF has no RL stage.
 rlchf-llama3: $(INSTALLED) ## RLCHF on Llama-3.1-8B-Instruct; judge gemma-3-27b-it at OPENAI_BASE_URL (start vLLM first)
