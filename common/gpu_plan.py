@@ -279,7 +279,7 @@ STAGES: dict[str, list[tuple[str, list[str], dict[str, Any]]]] = {
              ("rl", ["rl"], {"n_rms": 2, "note": "rllr_mixed loads both RMs; rlhf / rllr one"})],
     "rlchf": [("generate", ["personas.generator"], {}), ("generate", ["candidates.policy"], {}),
               ("serve", ["rank.judge"], {"note": "served apart by `vllm serve`"}), ("sft", ["sft"], {}),
-              ("dpo", ["dpo"], {})],
+              ("dpo", ["dpo"], {}), ("rm", ["rm"], {}), ("rl", ["rl"], {"n_rms": 1})],
     "pcrm": [("sft", ["sft_dialogue", "sft_tldr"], {}), ("rm", ["variants_dialogue.rm", "variants_tldr.rm"], {}),
              ("dpo", ["dpo_dialogue", "dpo_tldr"], {}), ("rl", ["rl_dialogue", "rl_tldr"], {"n_rms": 1})],
     "ser": [("sft", ["sft"], {}), ("rm", ["ser.rm"], {"note": "every loop's RM"}), ("rl", ["rl"], {"n_rms": 1})],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -64,11 +65,29 @@ class FunctionReward:
         return scores
 
 
+def adapter_and_base(path: str) -> tuple[str, str | None]:
+    """(model, adapter) for an RM named by one path: a LoRA run folder (adapter_config.json) becomes its recorded
+    base model + itself as the adapter; anything else is a whole model, (path, None)."""
+    if not (Path(path) / "adapter_config.json").is_file():
+        return path, None
+    from common.merge_lora import read_adapter_config
+
+    info = read_adapter_config(path)
+    base = info.get("base_model_name_or_path")
+    if not base:
+        raise UserError(f"{path}/adapter_config.json names no base model; pass the base as path and this folder as "
+                        "adapter")
+    if info.get("task_type") != "SEQ_CLS":
+        raise UserError(f"{path}: a LoRA adapter of task {info.get('task_type')!r}, not a reward model (SEQ_CLS)")
+    return base, path
+
+
 class RewardModelScorer:
     """A sequence-classification reward model: the score of the last non-pad token of prompt + response.
 
     The text is ``common.train.rm.format_rm_input`` (the same rendering the RM was trained on), scored in batches
     without gradients. ``adapter`` is a LoRA adapter folder on top of ``model_name_or_path`` (score head included).
+    A LoRA RM run folder may also be named as ``model_name_or_path`` itself: its adapter_config.json names the base.
     """
 
     def __init__(self, model_name_or_path: str, template: str = "tokenizer", max_length: int = 1024,
@@ -76,6 +95,8 @@ class RewardModelScorer:
                  trust_remote_code: bool = False, adapter: str | None = None, name: str | None = None):
         from common.models import load_reward_model, load_tokenizer
 
+        if adapter is None:
+            model_name_or_path, adapter = adapter_and_base(model_name_or_path)
         self.name = name or model_name_or_path
         self.template = template
         self.max_length = max_length

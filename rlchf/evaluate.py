@@ -7,10 +7,12 @@ DPO raised acc_amb from 0.07 to 0.60 while acc_dis fell, §3 of our method notes
 accuracy: the share of held-out gold pairs whose chosen response gets the strictly higher DPO implicit reward
 β·log π/π_ref (Rafailov et al. §5) with the base as reference (ties count as wrong, as in common.train.dpo). DPO runs
 given ``eval_dataset`` = heldout.jsonl already report it (``eval_reward_accuracy``) and it is read from there; other
-rows (SFT) are scored here. The base has no implicit reward (π = π_ref), so its cell is empty.
+rows (SFT, PPO) are scored here. The base has no implicit reward (π = π_ref), so its cell is empty.
 
-A row is a trained model folder: ``<train_root>/<kind>/<row>/`` holding a model or a LoRA adapter (``kind`` = dpo
-or sft). Each model's BBQ run lands in ``<output_dir>/<kind>_<row>/bbq`` with its own metrics.json.
+A row is a trained model folder: ``<train_root>/<kind>/<row>/`` holding a model or a LoRA adapter (``kind`` = dpo,
+sft or ppo; a PPO run keeps its policy in ``policy/``). Each model's BBQ run lands in ``<output_dir>/bbq_<kind>_<row>``
+with its own metrics.json. A PPO row also shows its reward model (``<train_root>/rm/<row>/``, trained on the same SWF
+pairs as DPO): ``n_pairs`` is the RM's training pairs and ``rm_heldout_acc`` its accuracy on the held-out gold pairs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from common.artifacts import RunDir, atomic_write_text, read_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.config import help_meta as _help
 
-COLUMNS = ("acc_amb", "acc_dis", "s_dis", "s_amb", "unknown_rate", "heldout_pref_acc", "n_pairs")
+COLUMNS = ("acc_amb", "acc_dis", "s_dis", "s_amb", "unknown_rate", "heldout_pref_acc", "n_pairs", "rm_heldout_acc")
+KINDS = ("dpo", "sft", "ppo")  # trained policies; rm/<row>/ is the PPO row's reward model, not a policy
 
 
 @dataclass
@@ -32,9 +35,10 @@ class EvaluateConfig:
     """Stage ``evaluate``: BBQ + held-out preference accuracy for the base model and every trained row."""
 
     base_model: str = field(default="", metadata=_help("the policy before training (also the reference)"))
-    train_root: str = field(default="", metadata=_help("folder holding dpo/<row>/ and sft/<row>/ run folders"))
-    rows: list[str] = field(default_factory=list, metadata=_help("<kind>/<row> to evaluate, e.g. dpo/swf_borda; "
-                                                                 "empty = every finished run under train_root"))
+    train_root: str = field(default="", metadata=_help("folder holding dpo/<row>/, sft/<row>/ and ppo/<row>/ runs"))
+    rows: list[str] = field(default_factory=list, metadata=_help("<kind>/<row> to evaluate, e.g. dpo/swf_borda or "
+                                                                 "ppo/swf_borda; empty = every finished run under "
+                                                                 "train_root"))
     heldout: str = field(default="", metadata=_help("heldout.jsonl of the candidates stage (gold pairs)"))
     heldout_limit: int | None = field(default=None, metadata=_help("score at most this many held-out pairs"))
     beta: float = field(default=0.1, metadata=_help("β of the implicit reward (the DPO β) [CODE: TRL default]"))
@@ -66,18 +70,19 @@ def find_rows(train_root: str, rows: list[str]) -> list[str]:
             raise UserError(f"evaluate.rows: no finished run at {[str(root / r) for r in missing]}; train them first")
         return rows
     found = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in root.glob("*/*/metrics.json")
-                   if p.parent.parent.name in ("dpo", "sft"))
+                   if p.parent.parent.name in KINDS)
     if not found:
-        raise UserError(f"{root}: no dpo/<row>/ or sft/<row>/ runs with metrics.json; train them first")
+        raise UserError(f"{root}: no dpo/<row>/, sft/<row>/ or ppo/<row>/ runs with metrics.json; train them first")
     return found
 
 
 def model_dir(run_dir: Path) -> str:
-    """The trained weights inside a run folder: the folder itself or its ``model/`` subfolder."""
-    for cand in (run_dir / "model", run_dir):
+    """The trained weights inside a run folder: the folder itself, its ``model/`` or (PPO) its ``policy/``."""
+    for cand in (run_dir / "model", run_dir / "policy", run_dir):
         if (cand / "config.json").exists() or (cand / "adapter_config.json").exists():
             return str(cand)
-    raise UserError(f"{run_dir}: no model (config.json) or LoRA adapter (adapter_config.json) in it or in model/")
+    raise UserError(f"{run_dir}: no model (config.json) or LoRA adapter (adapter_config.json) in it, in model/ or "
+                    "in policy/")
 
 
 def load_policy(path: str, base: str, dtype: str):
@@ -148,6 +153,10 @@ def run_evaluate(cfg: EvaluateConfig) -> dict:
         if result["heldout_pref_acc"] is None and pairs:
             result["heldout_pref_acc"] = heldout_accuracy(cfg, path, pairs)
         result["n_pairs"] = train_metrics.get("train_pairs", train_metrics.get("n_train"))
+        rm_metrics = Path(cfg.train_root) / "rm" / row.split("/", 1)[1] / "metrics.json"
+        if row.startswith("ppo/") and rm_metrics.is_file():  # the PPO row learnt its pairs through this RM
+            rm = json.loads(rm_metrics.read_text())
+            result["n_pairs"], result["rm_heldout_acc"] = rm.get("train_pairs"), rm.get("eval_accuracy")
         table[name] = result
     text = results_table(table)
     atomic_write_text(run.path / "results.md", "# RLCHF: BBQ and held-out preference accuracy\n\n" + text)

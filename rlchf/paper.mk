@@ -1,5 +1,6 @@
-# RLCHF: persona judges rank K responses, social welfare functions aggregate them, DPO on the collective ranking.
-# Each target runs rlchf/scripts/run_all.sh (stages 01-07) with one config; runs land in $(RUNS)/rlchf/<model>/.
+# RLCHF: persona judges rank K responses, social welfare functions aggregate them; the collective ranking trains
+# DPO (ROWS), SFT on its top response (SFT_ROWS) and an RM + PPO (PPO_ROWS). Each target runs
+# rlchf/scripts/run_all.sh (stages 01-09) with one config; runs land in $(RUNS)/rlchf/<model>/.
 RLCHF_OVERWRITE = $(if $(filter true,$(OVERWRITE)),true,false)
 # One torch thread unless OMP_NUM_THREADS is set: on a shared 2-core machine two threads spin against other jobs
 # (a 300-token SmolLM2 forward: 0.9 CPU-s with one thread, 7.7 CPU-s and 5x the wall time with two, measured here).
@@ -8,9 +9,9 @@ RLCHF_SWF_ROWS = swf_plurality swf_borda swf_copeland swf_maximin swf_kemeny_you
 
 .PHONY: rlchf-tiny rlchf-fidelity rlchf-llama3 rlchf-qwen2.5
 
-rlchf-tiny: $(PREPARED) ## RLCHF end to end on the embedded SmolLM2 (guided judge + policy), repo tiny data (CPU, minutes)
-	CONFIG=rlchf/configs/tiny.yaml OUT=$(RUNS)/rlchf/tiny ROWS="swf_borda" SFT_ROWS="" \
-	  HF_HUB_OFFLINE=1 $(RLCHF_RUN)
+rlchf-tiny: $(PREPARED) ## RLCHF end to end on the embedded SmolLM2 (guided judge + policy; DPO, SFT, RM + PPO rows), repo tiny data (CPU, minutes)
+	CONFIG=rlchf/configs/tiny.yaml OUT=$(RUNS)/rlchf/tiny ROWS="swf_borda" SFT_ROWS="swf_borda" \
+	  PPO_ROWS="swf_borda" HF_HUB_OFFLINE=1 $(RLCHF_RUN)
 
 rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 48 HH prompts x 6 personas; DPO gold + Borda; claims on 1,000 BBQ items
 	CONFIG=rlchf/configs/fidelity.yaml OUT=$(RUNS)/rlchf/fidelity \
@@ -18,11 +19,11 @@ rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 48 HH promp
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m rlchf.fidelity --config rlchf/configs/fidelity.yaml \
 	  --section fidelity run_root=$(RUNS)/rlchf/fidelity
 
-# Full-scale targets: DPO and SFT start under LAUNCH (NUM_GPUS processes, Makefile); RLCHF has no RL stage.
+# Full-scale targets: DPO, SFT and RM start under LAUNCH (NUM_GPUS processes), PPO with RL_ENGINE (Makefile).
 rlchf-llama3: $(INSTALLED) ## RLCHF on Llama-3.1-8B-Instruct; judge gemma-3-27b-it at OPENAI_BASE_URL (start vLLM first)
 	CONFIG=rlchf/configs/llama3.yaml OUT=$(RUNS)/rlchf/llama3 ROWS="gold $(RLCHF_SWF_ROWS)" SFT_ROWS="gold swf_borda" \
-	  LAUNCH="$(LAUNCH)" NUM_GPUS=$(NUM_GPUS) $(RLCHF_RUN)
+	  PPO_ROWS="swf_borda" $(call LAUNCH_ENV,rlchf/configs/llama3.yaml) $(RLCHF_RUN)
 
 rlchf-qwen2.5: $(INSTALLED) ## RLCHF on Qwen2.5-7B-Instruct; judge gemma-3-27b-it at OPENAI_BASE_URL (start vLLM first)
 	CONFIG=rlchf/configs/qwen2.5.yaml OUT=$(RUNS)/rlchf/qwen2.5 ROWS="gold $(RLCHF_SWF_ROWS)" SFT_ROWS="gold swf_borda" \
-	  LAUNCH="$(LAUNCH)" NUM_GPUS=$(NUM_GPUS) $(RLCHF_RUN)
+	  PPO_ROWS="swf_borda" $(call LAUNCH_ENV,rlchf/configs/qwen2.5.yaml) $(RLCHF_RUN)

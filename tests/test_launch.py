@@ -148,8 +148,7 @@ def test_stage_scripts_start_trainers_with_launch_and_pass_the_rl_engine():
             rl.add(name)
     for paper in PAPERS:
         assert any(t.startswith(paper) for t in trainers), f"{paper}: no stage script starts a trainer via $LAUNCH"
-        if paper != "rlchf":  # RLCHF trains with DPO / SFT only
-            assert any(t.startswith(paper) for t in rl), f"{paper}: no RL stage script found"
+        assert any(t.startswith(paper) for t in rl), f"{paper}: no RL stage script found"
     for env in ("rldf", "rllr", "pcrm", "ser"):
         assert "LAUNCH=${LAUNCH:-$PY}" in (ROOT / env / "scripts" / "env.sh").read_text()
 
@@ -196,13 +195,12 @@ def test_full_scale_target_expands_to_launcher_and_engine(paper, target):
     for line in run_lines:
         assert re.search(r'LAUNCH="\S*python -m accelerate\.commands\.launch --num_processes 4"', line), line
         assert "NUM_GPUS=4" in line, line
-        if paper != "rlchf":
-            engine = _recipe_engine(paper, target)
-            assert f"RL_ENGINE={engine} " in line, (engine, line)
-    if paper != "rlchf":  # the command line wins over the recipe, and so does a multi-node launcher
-        out = _make_n(target, "RL_ENGINE=verl", "TRUST_REMOTE_CODE=true",
-                      "LAUNCH=deepspeed --hostfile hostfile --no_local_rank --no_python python")
-        assert "RL_ENGINE=verl " in out and 'LAUNCH="deepspeed --hostfile hostfile' in out
+        engine = _recipe_engine(paper, target)
+        assert f"RL_ENGINE={engine} " in line, (engine, line)
+    # the command line wins over the recipe, and so does a multi-node launcher
+    out = _make_n(target, "RL_ENGINE=verl", "TRUST_REMOTE_CODE=true",
+                  "LAUNCH=deepspeed --hostfile hostfile --no_local_rank --no_python python")
+    assert "RL_ENGINE=verl " in out and 'LAUNCH="deepspeed --hostfile hostfile' in out
 
 
 @pytest.mark.parametrize("paper", PAPERS)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 7: BBQ and held-out preference accuracy for the base and every trained row -> $OUT/eval/results.md.
+# Stage 9: BBQ and held-out preference accuracy for the base and every trained row -> $OUT/eval/results.md.
 set -euo pipefail
 : "${CONFIG:?set CONFIG}" "${OUT:?set OUT}"
 PY=${PY:-python}

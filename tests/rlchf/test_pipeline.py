@@ -9,13 +9,19 @@ the shared mirror), so the test runs on a fresh checkout.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from common.artifacts import read_jsonl, write_jsonl
-from common.config import UserError
+from common.config import UserError, load_config
 from common.train.dpo import DPOConfig, train_dpo
+from common.train.ppo import PPOConfig
+from common.train.rm import RMConfig
+from common.train.sft import SFTConfig
 from rlchf.aggregate import AggregateConfig, run_aggregate
 from rlchf.candidates import CandidatesConfig, run_candidates
 from rlchf.evaluate import EvaluateConfig, run_evaluate
@@ -72,11 +78,32 @@ def test_whole_chain_on_the_tiny_model(tmp_path, tiny_llama):
 
 
 def test_tiny_config_reads_only_the_repos_own_data():
-    import yaml
-
     root = TINY_DATA.parents[1]
     cfg = yaml.safe_load((root / "rlchf" / "configs" / "tiny.yaml").read_text())
     paths = [cfg["personas"]["source"], cfg["candidates"]["dataset"], cfg["evaluate"]["bbq_data"]]
     assert all(p.startswith("common/tiny_data/") and (root / p).exists() for p in paths)
     assert cfg["rank"]["judge_mode"] == "loglik"  # SmolLM2 cannot write the tag itself (rlchf/README.md)
     RankConfig(candidates="c", judges="j", **{k: v for k, v in cfg["rank"].items()})
+
+
+def test_tiny_target_trains_the_sft_dpo_and_ppo_rows():
+    """`make rlchf-tiny` (part of `make demo`) trains every row kind on the Borda ranking, RM before PPO before the
+    table, and its recipe's sft / rm / rl sections are valid stage configs."""
+    root = TINY_DATA.parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
+    done = subprocess.run(["make", "-n", "--no-print-directory", "rlchf-tiny"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    line = " ".join(done.stdout.split())
+    for rows in ('ROWS="swf_borda"', 'SFT_ROWS="swf_borda"', 'PPO_ROWS="swf_borda"'):
+        assert rows in line, line
+    stages = (root / "rlchf" / "scripts" / "run_all.sh").read_text().split("for stage in ", 1)[1].split(";")[0].split()
+    assert stages[4:] == ["05_dpo", "06_sft", "07_rm", "08_ppo", "09_evaluate"]
+    assert all((root / "rlchf" / "scripts" / f"{s}.sh").is_file() for s in stages)
+    config = root / "rlchf" / "configs" / "tiny.yaml"
+    filled = {"dataset": "d.jsonl", "output_dir": "o"}
+    load_config(SFTConfig, config, "sft", filled)
+    load_config(RMConfig, config, "rm", filled)
+    rl = load_config(PPOConfig, config, "rl", {"dataset": "d.jsonl", "reward_models": "[{path: rm}]"})
+    assert rl.algorithm == "ppo" and rl.reward_models == [{"path": "rm"}]
+    assert yaml.safe_load(config.read_text())["rm"]["model_name_or_path"] == rl.model  # RM and policy: one model
