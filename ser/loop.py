@@ -101,12 +101,17 @@ def self_labelled_so_far(out: Path, loops: list[dict]) -> list[dict]:
     return list(pairs.values())
 
 
-def pairwise_accuracy(backend: RewardBackend, model_dir: Path, pairs: list[dict]) -> float:
-    """Share of pairs with r(chosen) > r(rejected); a tie counts one half. One scoring pass."""
+def pairwise_outcomes(backend: RewardBackend, model_dir: Path, pairs: list[dict]) -> np.ndarray:
+    """Per pair: 1 if r(chosen) > r(rejected), 0.5 on a tie, else 0. One scoring pass."""
     prompts = [r["prompt"] for r in pairs]
     r = backend.score(model_dir, prompts + prompts, [x["chosen"] for x in pairs] + [x["rejected"] for x in pairs])
     r_c, r_r = r[: len(pairs)], r[len(pairs):]
-    return float(np.mean((r_c > r_r) + 0.5 * (r_c == r_r)))
+    return (r_c > r_r) + 0.5 * (r_c == r_r)
+
+
+def pairwise_accuracy(backend: RewardBackend, model_dir: Path, pairs: list[dict]) -> float:
+    """Share of pairs with r(chosen) > r(rejected); a tie counts one half."""
+    return float(np.mean(pairwise_outcomes(backend, model_dir, pairs)))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -15,13 +15,17 @@ SER_FULL = $(call SER_PIPELINE,$(1),,,$(call LAUNCH_ENV,ser/configs/$(1).yaml))
 ser-tiny: $(PREPARED) ## whole SER pipeline on the embedded models + tiny SST-2-style pairs (SFT, loop, PPO x3, judge); ends with the summary
 	$(call SER_PIPELINE,tiny,sst2,1)
 
-ser-fidelity: $(PREPARED) ## SER on hh-rlhf + SST-2 pairs, seed 1/5/15%, MiniLM on CPU (~15 min); writes results.md + plot
-	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity \
+# SER_FIDELITY_ARGS: more ser.fidelity settings for both runs, e.g. "patience=1 selection_size=300 keep_loop=last"
+ser-fidelity: $(PREPARED) ## SER on SST-2 + HH-RLHF, seed 1/5/15%, 10 splits of 2,000 train / 1,000 selection / 1,000 held-out pairs, frozen MiniLM (paper's input), then SST-2 with bare-answer input; results.md, fidelity.png, claims.json (~45 min)
+	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity $(SER_FIDELITY_ARGS) \
 	  $(if $(filter true,$(OVERWRITE)),--overwrite true)
+	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity_bare datasets=sst2 input_format=bare \
+	  $(SER_FIDELITY_ARGS) $(if $(filter true,$(OVERWRITE)),--overwrite true)
 
 ser-fidelity-finetuned: $(PREPARED) ## SER on SST-2 pairs with MiniLM fine-tuned every loop (common_rm backend, one split; ~25 min CPU)
 	HF_HUB_OFFLINE=1 $(PY) -m ser.fidelity output_dir=$(RUNS)/ser/fidelity_finetuned \
-	  backend=common_rm datasets=sst2 seeds=42 $(if $(filter true,$(OVERWRITE)),--overwrite true)
+	  backend=common_rm datasets=sst2 seeds=42 train_size=1100 heldout_size=400 selection_size=300 patience=1 \
+	  $(if $(filter true,$(OVERWRITE)),--overwrite true)
 
 ser-policy-fidelity: $(PREPARED) ## PPO (SmolLM2) on the seed/SER/100% RMs of ser-fidelity at 1 %, graded by ser-fidelity-finetuned's RM (run both first)
 	HF_HUB_OFFLINE=1 $(PY) -m ser.policy_fidelity rl_config=ser/configs/policy_fidelity.yaml \

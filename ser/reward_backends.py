@@ -129,7 +129,7 @@ def ppo_reward_fields(backend: str, settings: dict, model_dir: str) -> dict:
         head = build_dataclass(EncoderHeadSettings, dict(settings), "ser.rm")
         return {"reward_models": [], "reward_function": "ser.encoder_head:ppo_reward",
                 "reward_function_kwargs": {"head_dir": model_dir, "encoder": head.model_name_or_path,
-                                           "max_length": head.max_length}}
+                                           "max_length": head.max_length, "input_format": head.input_format}}
     raise UserError(f"ser.backend {backend!r} has no PPO reward; known: {sorted(REWARD_BACKENDS)}")
 
 
