@@ -299,6 +299,7 @@ def make_claims(rows: list[dict], cfg: FidelityConfig) -> list[Claim]:
         if chance and chance.estimate < CARRY_MARGIN:
             full_level = (f"NOT CARRIED: the 100%-label RM is within {100 * CARRY_MARGIN:g} points of chance, so this "
                           f"verdict says nothing about SER; {full_level}")
+            setting = f"NOT CARRIED (100%-label RM {100 * chance.estimate:+.1f} points over chance): {setting}"
         pooled = _iv(r.get("ser_minus_seed_pooled_pairs_ci"))
         claims.append(Claim(
             paper="ser", claim=f"the SER RM beats the seed-only RM ({r['set']}, {pct}% labels)",

@@ -65,7 +65,8 @@ def test_claims_carry_the_split_intervals_and_verdicts():
     assert "100%-label RM 90.0 % (− chance: +40.0 [+40.0, +40.0] points)" in beats.note  # can the RM carry it
     assert "NOT CARRIED" not in beats.note
     near_chance = _results({("0.05", s): (0.50, 0.51, 0.52 + 0.01 * s) for s in (1, 2, 3, 4)})
-    assert all(c.note.startswith("NOT CARRIED") for c in make_claims(summary_rows(near_chance, cfg), cfg))
+    assert all(c.note.startswith("NOT CARRIED") and c.setting.startswith("NOT CARRIED (100%-label RM +4.5 points")
+               for c in make_claims(summary_rows(near_chance, cfg), cfg))
 
 
 class RecordingEncoder:
