@@ -17,10 +17,22 @@ pcrm-llama2: $(PREPARED) ## PCRM on Llama-2-7B, both tasks and all variants (TAS
 	  TASKS="$(or $(TASK),dialogue tldr)" VARIANTS="$(or $(VARIANT),baseline len_rat cos_sim random fixed)" \
 	  $(call LAUNCH_ENV,pcrm/configs/llama2.yaml) bash pcrm/scripts/run_all.sh
 
-pcrm-fidelity: $(PREPARED) ## PCRM RM variants on HH-RLHF and SST-2 pairs, MiniLM RM on CPU (~20 min): margins vs accuracy
+# sets trained in parallel under make -j2; seeds per set, as many as fit ~1 h on the shared 2-core machine (an HH RM
+# costs ~3x an SST-2 one); more seeds: PCRM_SST2_SEEDS="0 1 2" etc.
+PCRM_SST2_SEEDS ?= 0 1
+PCRM_HH_SEEDS   ?= 0
+PCRM_FID_TRAIN   = HF_HUB_OFFLINE=1 $(PY) -m pcrm.fidelity train --config $(PCRM_FID_CFG) \
+                   $(if $(filter true,$(OVERWRITE)),--overwrite)
+
+pcrm-fidelity: pcrm-fidelity-sst2 pcrm-fidelity-hh ## PCRM RM variants x seeds on SST-2 and HH-RLHF pairs (MiniLM RM, CPU): claims.json with intervals
+	HF_HUB_OFFLINE=1 $(PY) -m pcrm.fidelity claims --root $(PCRM_FID) --sets sst2 hh
+
+.PHONY: pcrm-fidelity-sst2 pcrm-fidelity-hh
+pcrm-fidelity-sst2: $(PREPARED)
 	HF_HUB_OFFLINE=1 $(PY) -m pcrm.data --config $(PCRM_FID_CFG) --section data_sst2 output_dir=$(PCRM_FID)/sst2/data $(PCRM_OVERWRITE)
-	HF_HUB_OFFLINE=1 $(PY) -m pcrm.variants --config $(PCRM_FID_CFG) --section variants_sst2 \
-	  data_dir=$(PCRM_FID)/sst2/data output_dir=$(PCRM_FID)/sst2/variants $(PCRM_OVERWRITE)
+	$(PCRM_FID_TRAIN) --section variants_sst2 --data $(PCRM_FID)/sst2/data --out $(PCRM_FID)/sst2 --seeds $(PCRM_SST2_SEEDS)
+
+pcrm-fidelity-hh: $(PREPARED)
 	HF_HUB_OFFLINE=1 $(PY) -m pcrm.data --config $(PCRM_FID_CFG) --section data_hh output_dir=$(PCRM_FID)/hh/data $(PCRM_OVERWRITE)
-	HF_HUB_OFFLINE=1 $(PY) -m pcrm.variants --config $(PCRM_FID_CFG) --section variants_hh \
-	  data_dir=$(PCRM_FID)/hh/data output_dir=$(PCRM_FID)/hh/variants $(PCRM_OVERWRITE)
+	$(PCRM_FID_TRAIN) --section variants_hh --data $(PCRM_FID)/hh/data --out $(PCRM_FID)/hh --seeds $(PCRM_HH_SEEDS) \
+	  --no-epoch-eval

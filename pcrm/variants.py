@@ -50,6 +50,8 @@ class VariantsConfig:
                                                              "model, sft_model: upstream's RM init [CODE])"})
     sft_model: str | None = field(default=None, metadata={"help": "the task's SFT run folder (02_rm.sh passes it)"})
     seed: int = field(default=0, metadata={"help": "seed of the orientation draw for the rank correlation"})
+    eval_each_epoch: bool = field(default=True, metadata={"help": "score the held-out pairs after every epoch (the "
+                                                                  "margin-growth columns); false: at the end only"})
     overwrite: bool = field(default=False, metadata={"help": "replace finished runs in output_dir"})
 
     def __post_init__(self) -> None:
@@ -107,7 +109,7 @@ def run_variant(variant: str, train: list[dict], evals: list[dict], cfg: Variant
     rm_cfg = build_dataclass(PCRMRMConfig, {
         **cfg.rm, "dataset": str(folder / "data" / "train.jsonl"),
         "eval_dataset": str(folder / "data" / "eval.jsonl"), "output_dir": str(folder / "rm"),
-        "pair_term": "none" if variant == "baseline" else "upper_bound", "eval_each_epoch": True,
+        "pair_term": "none" if variant == "baseline" else "upper_bound", "eval_each_epoch": cfg.eval_each_epoch,
         "overwrite": cfg.overwrite,
     }, f"variants.rm[{variant}]")
     if resume:
