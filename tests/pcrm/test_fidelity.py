@@ -32,7 +32,7 @@ def test_claims_average_seeds_per_pair_then_pair_against_the_baseline(tmp_path):
     acc = rows["accuracy(fixed) − accuracy(baseline)"]
     assert acc.ours.estimate == pytest.approx(0.8125 - 0.75) and acc.ours.n == 4
     # |margin| 1 (or 0 for the tie) against 4 on every pair: bounded, and the interval excludes 0
-    width = rows["mean |margin|(fixed) − mean |margin|(baseline)"]
+    width = rows["mean abs margin(fixed) − mean abs margin(baseline)"]
     assert width.ours.estimate == pytest.approx((1 + 1 + 1 + 0.5) / 4 - 4)
     assert width.verdict == "reproduced" and width.direction == -1
     assert (tmp_path / "claims.json").is_file() and len(read_claims(tmp_path / "claims.json")) == 9
@@ -44,3 +44,12 @@ def test_seeds_scored_on_other_pairs_are_refused(tmp_path):
     _seed(tmp_path, 1, {v: [1.0, 1.0, 1.0] for v in ("baseline", "len_rat", "cos_sim", "random", "fixed")})
     with pytest.raises(UserError, match="other held-out pairs"):
         claims(str(tmp_path), ["sst2"], {})
+
+
+def test_accuracy_rows_of_a_set_the_baseline_cannot_rank_are_marked_not_carried(tmp_path):
+    _seed(tmp_path, 0, {"baseline": [1.0, -1.0, 1.0, -1.0], **{v: [1.0, 1.0, 1.0, -1.0] for v in
+                                                                ("len_rat", "cos_sim", "random", "fixed")}})
+    rows = {c.metric: c for c in claims(str(tmp_path), ["sst2"], {})}
+    assert rows["pairwise accuracy − 0.5"].verdict == "inconclusive"
+    assert rows["accuracy(fixed) − accuracy(baseline)"].setting.startswith("NOT CARRIED (baseline RM +0.0")
+    assert not rows["mean abs margin(fixed) − mean abs margin(baseline)"].setting.startswith("NOT CARRIED")
