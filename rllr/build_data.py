@@ -11,8 +11,10 @@ For each training example x with gold label y+ (``rllr.rationales`` writes and c
   y− drawn uniformly from the other labels (seeded per example);
 - ``prompts.jsonl``: x with its task and label (PPO prompts).
 
-For each test example: ``label_pairs_test.jsonl`` (held-out RM accuracy: does an RM prefer the right label?) and
-``eval.jsonl`` (greedy prediction -> accuracy). ``rejected_rationales.jsonl`` keeps every rationale that failed its
+For each test example: ``eval.jsonl`` (greedy prediction -> accuracy) and ``label_pairs_test.jsonl`` (held-out RM
+accuracy: does an RM prefer the right label?). ``eval_limit`` (per task) and ``test_pair_limit`` (all tasks) keep
+seeded subsets of the test examples for each file, so the CPU fidelity run can size predictions and pair scoring
+apart. ``rejected_rationales.jsonl`` keeps every rationale that failed its
 check, with the reason; ``metrics.json`` counts them. Every record carries ``task`` and ``label``.
 """
 
@@ -46,6 +48,10 @@ class BuildDataConfig:
     local_dir: str | None = field(default=None, metadata=_h("the shared GLUE folder for source: local"))
     train_limit: int | None = field(default=None, metadata=_h("seeded subset of training examples per task"))
     test_limit: int | None = field(default=None, metadata=_h("seeded subset of test examples per task"))
+    test_pair_limit: int | None = field(default=None, metadata=_h(
+        "held-out label pairs from a seeded subset of this many test examples (all tasks together); None: all"))
+    eval_limit: int | None = field(default=None, metadata=_h(
+        "eval.jsonl (prediction prompts) from a seeded subset of this many test examples per task; None: all"))
     seed: int = field(default=42, metadata=_h("seed for subsets, wrong labels and judge order"))
     writer: str = field(default="llm", metadata=_h("llm (common.generation) | lexicon (offline stand-in)"))
     generation: dict = field(default_factory=dict, metadata=_h(
@@ -68,6 +74,9 @@ class BuildDataConfig:
             raise ConfigError("data.generation.model: the llm writer needs a model (and backend) to write rationales")
         if self.n_gold_rationales < 1:
             raise ConfigError(f"data.n_gold_rationales: {self.n_gold_rationales} must be >= 1")
+        for key in ("test_pair_limit", "eval_limit"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"data.{key}: {getattr(self, key)} must be >= 1 (or null: every test example)")
 
 
 def wrong_label(example: dict, seed: int) -> str:
@@ -88,8 +97,19 @@ def _valid(raw: list[str], ex: dict, label: str, rejects: list[dict]) -> list[st
     return out
 
 
-def build_records(train: list[dict], test: list[dict], writer, judge, n_gold: int, seed: int) -> dict[str, Any]:
-    """All output record lists plus counts (module docstring); ``writer``/``judge`` follow rllr.rationales."""
+def _subset(items: list[dict], limit: int | None, seed: str) -> list[dict]:
+    """A seeded subset of ``limit`` items in their original order (all of them when ``limit`` is None or larger)."""
+    if limit is None or limit >= len(items):
+        return items
+    return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), limit))]
+
+
+def build_records(train: list[dict], test: list[dict], writer, judge, n_gold: int, seed: int,
+                  test_pair_limit: int | None = None, eval_limit: int | None = None) -> dict[str, Any]:
+    """All output record lists plus counts (module docstring); ``writer``/``judge`` follow rllr.rationales.
+
+    ``test_pair_limit``: held-out label pairs only for a seeded subset of that many test examples; ``eval_limit``:
+    prediction prompts only for a seeded subset of that many test examples per task (file order kept in both)."""
     rejects: list[dict] = []
     out: dict[str, list[dict]] = {k: [] for k in ("sft_label", "sft_rationale", "rationale_pairs", "label_pairs",
                                                   "prompts", "label_pairs_test", "eval")}
@@ -127,12 +147,15 @@ def build_records(train: list[dict], test: list[dict], writer, judge, n_gold: in
             if wrong[i]:
                 out["label_pairs"].append({**base(ex), "chosen": best[i], "rejected": wrong[i][0],
                                            "wrong_label": wrongs[i]})
-    t_gold, t_wrongs, t_wrong = gold_and_wrong(test, 1)
-    for ex, g, lab, w in zip(test, t_gold, t_wrongs, t_wrong):
-        out["eval"].append(base(ex))
+    for name in dict.fromkeys(ex["task"] for ex in test):
+        for ex in _subset([ex for ex in test if ex["task"] == name], eval_limit, f"{seed}-eval-{name}"):
+            out["eval"].append(base(ex))
+    pair_test = _subset(test, test_pair_limit, f"{seed}-test-pairs")
+    t_gold, t_wrongs, t_wrong = gold_and_wrong(pair_test, 1)
+    for ex, g, lab, w in zip(pair_test, t_gold, t_wrongs, t_wrong):
         if g and w:
             out["label_pairs_test"].append({**base(ex), "chosen": g[0], "rejected": w[0], "wrong_label": lab})
-    n_asked = len(train) * (n_gold + 1) + len(test) * 2
+    n_asked = len(train) * (n_gold + 1) + len(pair_test) * 2
     counts = {"rationales_requested": n_asked, "rationales_rejected": len(rejects),
               **{f"rejected_{r}": c for r, c in Counter(x["reason"] for x in rejects).items()},
               "judge_no_verdict": no_verdict, "train_examples": len(train), "test_examples": len(test),
@@ -161,7 +184,8 @@ def build_data(cfg: BuildDataConfig) -> dict[str, Any]:
         writer = LLMRationaleWriter(_generator(cfg.generation, out_dir / "rationale_cache.jsonl"))
         judge_settings = cfg.judge_generation or {**cfg.generation, "temperature": 0.0}
         judge = LLMRationaleJudge(_generator(judge_settings, out_dir / "judge_cache.jsonl"), seed=cfg.seed)
-    built = build_records(train, test, writer, judge, cfg.n_gold_rationales, cfg.seed)
+    built = build_records(train, test, writer, judge, cfg.n_gold_rationales, cfg.seed, cfg.test_pair_limit,
+                          cfg.eval_limit)
     for name, records in built["records"].items():
         write_jsonl(out_dir / f"{name}.jsonl", records)
     write_jsonl(out_dir / "rejected_rationales.jsonl", built["rejects"])

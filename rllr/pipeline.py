@@ -66,7 +66,7 @@ def split_sets(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bool,
-             sets: dict[str, dict[str, str]]) -> list[dict]:
+             sets: dict[str, dict[str, str]], reuse_start: bool = False) -> list[dict]:
     """All stages for one task (or comma-joined task group) into ``root``; returns per-stage wall times."""
     from common.eval.rewardbench import RewardBenchConfig, evaluate_rewardbench
     from common.train.sft import SFTConfig, train_sft
@@ -102,6 +102,13 @@ def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bo
 
     def predict_with(name: str, model: Path) -> None:
         out = root / "predict" / name
+        if reuse_start and name.startswith("ppo_"):  # exact greedy answers, generating only where they change
+            from rllr.greedy_reuse import ReuseConfig, predict_reusing
+
+            _stage(f"predict {name} (reusing sft_wrat)", out, overwrite, log, predict_reusing, lambda: cfg(
+                ReuseConfig, "predict", model=str(model), data=str(root / "data" / "eval.jsonl"),
+                output_dir=str(out), start=str(root / "predict" / "sft_wrat")))
+            return
         _stage(f"predict {name}", out, overwrite, log, predict, lambda: cfg(
             PredictConfig, "predict", model=str(model), data=str(root / "data" / "eval.jsonl"), output_dir=str(out)))
 
@@ -127,7 +134,7 @@ def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bo
         run_tau(TauConfig(scores=str(root / "rm_label" / "eval_scores.jsonl"), output=str(tau_json)))
     sft("sft_label", "sft_label.jsonl", root / "sft_label")
     _merge("sft_label_merged", root / "sft_label", root / "sft_label_merged", overwrite, None, trc, log)
-    systems = {"sft_label": root / "sft_label_merged", "sft_wrat": base}
+    systems = {"sft_wrat": base, "sft_label": root / "sft_label_merged"}  # sft_wrat first: PPO may reuse its answers
     for mode in modes:
         out = root / f"ppo_{mode}"
         ppo(mode, out)
@@ -151,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="PPO modes to run")
     parser.add_argument("--overwrite", action="store_true", help="rerun finished stages, replacing their folders")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--reuse-start-answers", action="store_true",
+                        help="PPO policies' greedy answers via rllr.greedy_reuse: the SFT-with-rationales answers "
+                             "wherever greedy decoding would repeat them (exact; generates only the rest)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one recipe key of one section (repeatable)")
     args = parser.parse_args(argv)
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         for task in args.tasks:
             root = Path(args.runs) / "rllr" / model / task.replace(",", "+")
-            for row in run_task(args.config, task, root, args.modes, args.overwrite, sets):
+            for row in run_task(args.config, task, root, args.modes, args.overwrite, sets, args.reuse_start_answers):
                 print(f"  {row['stage']:<36} {row['wall_s']:>8.1f} s")
         print(f"rllr pipeline: {time.time() - start:.0f} s wall, {time.process_time():.0f} s CPU", flush=True)
         return 0

@@ -36,8 +36,8 @@ def test_pipeline_runs_every_stage_in_order_then_skips_finished_ones(tiny_llama,
     log = run_task("rllr/configs/tiny.yaml", "sst2,rte", root, ["rllr"], False, sets)
     stages = [row["stage"] for row in log]
     assert stages == ["data", "sft_wrat", "merge sft_wrat_merged", "rm_rat", "rm_label", "sft_label",
-                      "merge sft_label_merged", "ppo rllr", "merge ppo_rllr/policy_merged", "predict sft_label",
-                      "predict sft_wrat", "predict ppo_rllr"]
+                      "merge sft_label_merged", "ppo rllr", "merge ppo_rllr/policy_merged", "predict sft_wrat",
+                      "predict sft_label", "predict ppo_rllr", "rewardbench rm_rat", "rewardbench rm_label"]
     # each stage read its predecessor's output: PPO starts from the merged SFT model and scores with RM_label only
     ppo_cfg = yaml.safe_load((root / "ppo_rllr" / "config.yaml").read_text())
     assert ppo_cfg["model"] == str(root / "sft_wrat_merged") and ppo_cfg["total_steps"] == 1
