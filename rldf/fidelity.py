@@ -171,8 +171,8 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
                f"train pairs), LoRA RM")
     claims.append(Claim(PAPER, "debate-pair RM ranks held-out pairs above chance", "pairwise accuracy - 0.5", +1,
                         bootstrap_mean(acc, reference=0.5, **boot), "held-out pairs", 0.35, SRC_RM, setting,
-                        "paper's pair rule: lowest-bias last-round vs highest-bias first-round argument; needs >= 300 "
-                        "held-out pairs, i.e. ~300 more debates (about 50 s each on this CPU)"))
+                        "paper's pair rule: lowest-bias last-round vs highest-bias first-round argument; 300 held-out "
+                        "pairs would take ~600 debates at this split (~1 min each on the shared 2-core CPU)"))
     # 2. every held-out debater's last vs first argument (unit: debate)
     sp = speaker_pairs(debates, test_ids, cfg.bias_type)
     sp_margins = rm_margins(cfg, sp)
@@ -221,7 +221,7 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
                         "biased-answer rate after - before", -1,
                         paired_bootstrap([a["biased"] for a, _ in amb], [b["biased"] for _, b in amb], **boot),
                         "ambiguous items", None, SRC_PAPER, rl_setting + f"; {len(amb)} ambiguous items"))
-    claims.append(Claim(PAPER, "(check) the RL policy moved from its start on BBQ", "KL(after || before), nats", +1,
+    claims.append(Claim(PAPER, "(check) the RL policy moved from its start on BBQ", "KL(after ‖ before), nats", +1,
                         bootstrap_mean([option_kl(a["probs"], b["probs"]) for a, b in zip(after, before)], **boot),
                         "BBQ items", None, "not a paper claim: a policy that did not move cannot carry claims 4-5",
                         rl_setting, f"RL log: kl_last {rl.get('kl_last')}, reward {rl.get('reward_first')} -> "
