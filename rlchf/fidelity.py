@@ -181,7 +181,7 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
         changed = sum(r["pred"] != b["pred"] for r, b in zip(rows[row], rows["base"]))
         m = summary[f"dpo_{row}"]
         claims.append(Claim(PAPER, f"(check) DPO on {row} moved the policy from the base on BBQ",
-                            "KL(row || base), nats", +1, bootstrap_mean(kl, **boot), "BBQ items", None,
+                            "KL(row ‖ base), nats", +1, bootstrap_mean(kl, **boot), "BBQ items", None,
                             "not a paper claim: a policy that did not move cannot carry the BBQ claims",
                             dpo_setting[row], f"{changed} of {len(items)} answers changed; held-out implicit reward "
                             f"margin {m.get('eval_reward_margin_mean')} (beta x log-prob shift)"))
