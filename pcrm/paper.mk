@@ -28,11 +28,11 @@ pcrm-fidelity: pcrm-fidelity-sst2 pcrm-fidelity-hh ## PCRM RM variants x seeds o
 	HF_HUB_OFFLINE=1 $(PY) -m pcrm.fidelity claims --root $(PCRM_FID) --sets sst2 hh
 
 .PHONY: pcrm-fidelity-sst2 pcrm-fidelity-hh
-pcrm-fidelity-sst2: $(PREPARED)
+pcrm-fidelity-sst2: $(PREPARED) ## PCRM fidelity, SST-2 half: every RM variant x PCRM_SST2_SEEDS on 500 held-out pairs
 	HF_HUB_OFFLINE=1 $(PY) -m pcrm.data --config $(PCRM_FID_CFG) --section data_sst2 output_dir=$(PCRM_FID)/sst2/data $(PCRM_OVERWRITE)
 	$(PCRM_FID_TRAIN) --section variants_sst2 --data $(PCRM_FID)/sst2/data --out $(PCRM_FID)/sst2 --seeds $(PCRM_SST2_SEEDS)
 
-pcrm-fidelity-hh: $(PREPARED)
+pcrm-fidelity-hh: $(PREPARED) ## PCRM fidelity, HH-RLHF half: every RM variant x PCRM_HH_SEEDS, no per-epoch eval
 	HF_HUB_OFFLINE=1 $(PY) -m pcrm.data --config $(PCRM_FID_CFG) --section data_hh output_dir=$(PCRM_FID)/hh/data $(PCRM_OVERWRITE)
 	$(PCRM_FID_TRAIN) --section variants_hh --data $(PCRM_FID)/hh/data --out $(PCRM_FID)/hh --seeds $(PCRM_HH_SEEDS) \
 	  --no-epoch-eval

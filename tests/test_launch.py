@@ -154,12 +154,12 @@ def test_stage_scripts_start_trainers_with_launch_and_pass_the_rl_engine():
 
 
 def _full_scale_targets() -> list[tuple[str, str]]:
-    """(paper, target) for every <paper>-<model> target: not tiny, fidelity or the SER policy experiment."""
+    """(paper, target) for every <paper>-<model> target: not tiny, a fidelity target (or one of its halves) or the SER policy experiment."""
     out = []
     for paper in PAPERS:
         for line in (ROOT / paper / "paper.mk").read_text().splitlines():
             m = re.match(rf"^({paper}-[A-Za-z0-9.-]+):", line)
-            if m and not re.search(r"-(tiny|fidelity|fidelity-finetuned|policy-fidelity)$", m.group(1)):
+            if m and not re.search(r"-(tiny|policy-fidelity)$|-fidelity(-[a-z0-9]+)?$", m.group(1)):
                 out.append((paper, m.group(1)))
     return out
 
