@@ -1,28 +1,34 @@
-"""One cross-paper fidelity table from every paper's ``claims.json``, a forest plot per paper, the README's status.
+"""One cross-paper fidelity table from every paper's claims, a forest plot per paper, the README's status block.
 
-    python -m common.fidelity --runs runs [--out reports/fidelity] [--readme README.md]     # = the end of make fidelity
+    python -m common.fidelity [--runs runs] [--records reports/fidelity/claims] [--out reports/fidelity] [--readme README.md]
 
 Each paper's fidelity target (``make <paper>-fidelity``) ends by writing ``claims.json`` (``common.stats.write_claims``)
 at its output root under ``<runs>/<paper>/``: one row per claim of the paper it tested, with our estimate, its 95 %
-bootstrap interval, the number of units and the verdict. This module only gathers them:
+bootstrap interval, the number of units and the verdict. Run folders are not tracked (they hold models and caches),
+so this module keeps the evidence in two steps:
 
-- ``<out>/fidelity.md``: one table, a row per claim (paper, claim, paper's figure, ours with interval and n, verdict,
-  what a conclusive answer would need), and a per-paper count of verdicts;
-- ``<out>/fidelity.json``: the same rows, machine-readable;
-- ``<out>/fidelity_<paper>.png``: a forest plot, one line per claim (our interval, the paper's figure as a cross,
-  zero as a dashed line);
-- with ``--readme``: the block between ``<!-- fidelity:begin -->`` and ``<!-- fidelity:end -->`` in that file is
-  replaced by the per-paper counts and the table (nothing else in the file changes).
+1. **record**: every paper that has ``claims.json`` files under ``<runs>/<paper>/`` gets its record
+   ``<records>/<paper>.json`` (tracked) rewritten: its claims, the date, and the run files they came from. A paper
+   with no run under ``<runs>`` keeps its earlier record, so one paper's rerun does not wipe the others'. A record
+   that changes is announced on stderr with the date of the one it replaces (git keeps the old one).
+2. **table**: from the records only, ``<out>/fidelity.md`` (per-paper verdict counts with each record's date and
+   source, then one row per claim: paper, claim, paper's figure, ours with interval and n, verdict, what a conclusive
+   answer would need), ``<out>/fidelity_<paper>.png`` (a forest plot: our interval, the paper's figure as a cross,
+   zero dashed) and, with ``--readme``, the block between ``<!-- fidelity:begin -->`` and ``<!-- fidelity:end -->``
+   in that file (nothing else in the file changes).
 
-A paper with no claims file is listed as "not run" rather than left out, so a missing run cannot pass for a clean one.
+A paper with no record is listed as "not run" rather than left out, so a missing run cannot pass for a clean one.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import re
+import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.artifacts import atomic_write_text
@@ -31,6 +37,33 @@ from common.report import PAPERS
 from common.stats import CLAIMS_FILE, VERDICTS, Claim, read_claims
 
 BEGIN, END = "<!-- fidelity:begin -->", "<!-- fidelity:end -->"
+
+
+@dataclass
+class Record:
+    """A paper's last recorded fidelity run: its claims, when, and from which files (a run folder or a transcription)."""
+
+    paper: str
+    recorded: str
+    sources: list[str]
+    claims: list[Claim]
+
+    def to_dict(self) -> dict:
+        return {"paper": self.paper, "recorded": self.recorded, "sources": self.sources,
+                "claims": [c.to_dict() for c in self.claims]}
+
+    @classmethod
+    def read(cls, path: str | Path) -> Record:
+        path = Path(path)
+        try:
+            row = json.loads(path.read_text())
+            record = cls(paper=row["paper"], recorded=row["recorded"], sources=list(row["sources"]),
+                         claims=[Claim.from_dict(c) for c in row["claims"]])
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"{path}: not a fidelity record ({type(e).__name__}: {e})") from e
+        if record.paper != path.stem or any(c.paper != record.paper for c in record.claims):
+            raise UserError(f"{path}: holds claims of another paper than {path.stem!r}")
+        return record
 
 
 def gather(runs: str | Path) -> dict[str, list[tuple[Path, Claim]]]:
@@ -48,41 +81,77 @@ def gather(runs: str | Path) -> dict[str, list[tuple[Path, Claim]]]:
     return found
 
 
+def write_record(records: str | Path, record: Record) -> Path:
+    """``<records>/<paper>.json``; says on stderr when it replaces a different earlier record."""
+    path = Path(records) / f"{record.paper}.json"
+    if path.is_file():
+        old = Record.read(path)
+        if [c.to_dict() for c in old.claims] != [c.to_dict() for c in record.claims]:
+            print(f"{path}: replacing the record of {old.recorded} ({len(old.claims)} claims) with "
+                  f"{len(record.claims)} claims from {', '.join(record.sources)}", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record.to_dict(), indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def record_runs(runs: str | Path, records: str | Path, today: str | None = None) -> list[str]:
+    """Rewrite the record of every paper with claims under ``runs``; return those papers."""
+    today = today or dt.date.today().isoformat()
+    done = []
+    for paper, rows in gather(runs).items():
+        if rows:
+            sources = sorted({str(p) for p, _ in rows})
+            write_record(records, Record(paper, today, sources, [c for _, c in rows]))
+            done.append(paper)
+    return done
+
+
+def read_records(records: str | Path) -> dict[str, Record | None]:
+    root = Path(records)
+    unknown = sorted(p.stem for p in root.glob("*.json") if p.stem not in PAPERS) if root.is_dir() else []
+    if unknown:
+        raise UserError(f"{root}: records of unknown papers {unknown} (papers: {', '.join(PAPERS)})")
+    return {paper: Record.read(root / f"{paper}.json") if (root / f"{paper}.json").is_file() else None
+            for paper in PAPERS}
+
+
+def summary_table(found: dict[str, Record | None]) -> str:
+    lines = ["| paper | claims tested | reproduced | refuted | inconclusive | recorded | from |",
+             "|---|---:|---:|---:|---:|---|---|"]
+    for paper, record in found.items():
+        if record is None or not record.claims:
+            lines.append(f"| {paper.upper()} | not run | | | | | |")
+            continue
+        counts = Counter(claim.verdict for claim in record.claims)
+        lines.append(f"| {paper.upper()} | {len(record.claims)} | " + " | ".join(str(counts[v]) for v in VERDICTS)
+                     + f" | {record.recorded} | {_cell('; '.join(record.sources))} |")
+    return "\n".join(lines)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_table(found: dict[str, list[tuple[Path, Claim]]]) -> str:
-    lines = ["| paper | claims tested | reproduced | refuted | inconclusive |", "|---|---:|---:|---:|---:|"]
-    for paper, rows in found.items():
-        if not rows:
-            lines.append(f"| {paper.upper()} | not run | | | |")
-            continue
-        counts = Counter(claim.verdict for _, claim in rows)
-        lines.append(f"| {paper.upper()} | {len(rows)} | " + " | ".join(str(counts[v]) for v in VERDICTS) + " |")
-    return "\n".join(lines)
-
-
-def claims_table(found: dict[str, list[tuple[Path, Claim]]]) -> str:
+def claims_table(found: dict[str, Record | None]) -> str:
     lines = [("| paper | claim | metric | setting | paper's figure | ours, 95 % interval (n) | verdict | "
              "n for a conclusive answer |"), "|---|---|---|---|---:|---|---|---:|"]
-    for paper, rows in found.items():
-        for _, c in rows:
+    for paper, record in found.items():
+        for c in record.claims if record else []:
             need = f"≈ {c.needed_n:,} {c.unit}" if c.needed_n else ""
             lines.append(f"| {paper.upper()} | {_cell(c.claim)} | {_cell(c.metric)} | {_cell(c.setting)} | "
                          f"{c.paper_text()} | {c.ours_text()} | **{c.verdict}** | {need} |")
     return "\n".join(lines)
 
 
-def forest_plot(paper: str, rows: list[tuple[Path, Claim]], path: Path) -> Path:
+def forest_plot(paper: str, claims: list[Claim], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = {"reproduced": "tab:green", "refuted": "tab:red", "inconclusive": "tab:gray"}
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.2))
-    for y, (_, c) in enumerate(reversed(rows)):
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(claims) + 1.2))
+    for y, c in enumerate(reversed(claims)):
         s = c.scale
         ax.errorbar(c.ours.estimate * s, y, xerr=[[(c.ours.estimate - c.ours.low) * s],
                                                   [(c.ours.high - c.ours.estimate) * s]],
@@ -90,7 +159,7 @@ def forest_plot(paper: str, rows: list[tuple[Path, Claim]], path: Path) -> Path:
         if c.paper_value is not None:
             ax.plot(c.paper_value * s, y, "x", color="black")
     ax.axvline(0, linestyle="--", color="black", linewidth=0.8)
-    ax.set_yticks(range(len(rows)), [c.claim[:60] for _, c in reversed(rows)], fontsize=8)
+    ax.set_yticks(range(len(claims)), [c.claim[:60] for c in reversed(claims)], fontsize=8)
     ax.set_xlabel("effect (ours: dot with 95 % interval, colour = verdict; paper: x)")
     ax.set_title(f"{paper.upper()} fidelity")
     fig.tight_layout()
@@ -106,37 +175,46 @@ def replace_block(text: str, block: str, where: str) -> str:
     return pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text, count=1)
 
 
-def build(runs: str | Path, out: str | Path, readme: str | Path | None = None) -> dict:
-    """Write fidelity.md/.json and the plots into ``out`` (and the README block); return the verdict counts."""
-    found = gather(runs)
+def build(runs: str | Path | None, out: str | Path, readme: str | Path | None = None,
+          records: str | Path | None = None, today: str | None = None) -> dict:
+    """Record the runs under ``runs`` (if given), then write fidelity.md and the plots into ``out`` from the records
+    (default ``<out>/claims``) and fill the README block; return the verdict counts."""
     out = Path(out)
+    records = Path(records) if records else out / "claims"
+    recorded = record_runs(runs, records, today) if runs else []
+    found = read_records(records)
     out.mkdir(parents=True, exist_ok=True)
     summary, table = summary_table(found), claims_table(found)
-    text = (f"# Fidelity across papers\n\nFrom `python -m common.fidelity --runs {runs}` (claims.json of each "
-            f"paper's fidelity run; intervals: 95 % percentile bootstrap, common/stats.py).\n\n{summary}\n\n{table}\n")
+    text = (f"# Fidelity across papers\n\nFrom `python -m common.fidelity` (each paper's record in `{records}`: "
+            f"the claims.json of its last fidelity run; intervals: 95 % percentile bootstrap, common/stats.py).\n\n"
+            f"{summary}\n\n{table}\n")
     atomic_write_text(out / "fidelity.md", text)
-    atomic_write_text(out / "fidelity.json", json.dumps(
-        {paper: [dict(c.to_dict(), source=str(p)) for p, c in rows] for paper, rows in found.items()}, indent=1)
-        + "\n")
-    plots = [str(forest_plot(paper, rows, out / f"fidelity_{paper}.png")) for paper, rows in found.items() if rows]
+    plots = [str(forest_plot(paper, r.claims, out / f"fidelity_{paper}.png"))
+             for paper, r in found.items() if r and r.claims]
     if readme:
         readme = Path(readme)
         atomic_write_text(readme, replace_block(readme.read_text(), f"{summary}\n\n{table}", str(readme)))
-    counts = Counter(c.verdict for rows in found.values() for _, c in rows)
-    return {"claims": sum(counts.values()), **{v: counts[v] for v in VERDICTS},
-            "papers_not_run": [p for p, rows in found.items() if not rows], "plots": plots}
+    counts = Counter(c.verdict for r in found.values() if r for c in r.claims)
+    return {"claims": sum(counts.values()), **{v: counts[v] for v in VERDICTS}, "recorded_now": recorded,
+            "papers_not_run": [p for p, r in found.items() if not (r and r.claims)], "plots": plots}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m common.fidelity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default="runs", help="folder holding <paper>/.../claims.json (default: runs)")
-    parser.add_argument("--out", default="reports/fidelity", help="where fidelity.md/.json and the plots go")
+    parser.add_argument("--runs", default="runs",
+                        help="folder holding <paper>/.../claims.json, recorded first (default: runs; '' = none)")
+    parser.add_argument("--records", default="",
+                        help="folder of the per-paper records <paper>.json (default: <out>/claims)")
+    parser.add_argument("--out", default="reports/fidelity", help="where fidelity.md and the plots go")
     parser.add_argument("--readme", default="", help="a markdown file whose fidelity:begin/end block is replaced")
     args = parser.parse_args(argv)
 
     def go() -> None:
-        counts = build(args.runs, args.out, args.readme or None)
+        runs = args.runs if args.runs and Path(args.runs).is_dir() else None
+        if args.runs and runs is None:
+            print(f"{args.runs}: no runs folder; the table comes from the records alone", file=sys.stderr)
+        counts = build(runs, args.out, args.readme or None, args.records or None)
         print((Path(args.out) / "fidelity.md").read_text())
         print(json.dumps(counts))
 

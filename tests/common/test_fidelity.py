@@ -1,4 +1,6 @@
-"""common.fidelity: the cross-paper table gathers every paper's claims.json, counts verdicts, fills the README."""
+"""common.fidelity: every paper's claims.json becomes a tracked record; the table counts verdicts, fills the README."""
+
+import json
 
 import pytest
 
@@ -20,13 +22,14 @@ def test_table_counts_verdicts_and_lists_unrun_papers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{BEGIN}\nold table\n{END}\nafter\n")
 
-    counts = build(runs, tmp_path / "out", readme)
+    counts = build(runs, tmp_path / "out", readme, today="2026-12-05")
 
     assert counts["claims"] == 3
     assert (counts["reproduced"], counts["refuted"], counts["inconclusive"]) == (1, 1, 1)
     assert set(counts["papers_not_run"]) == {"rldf", "rllr", "rlchf"}
     text = (tmp_path / "out" / "fidelity.md").read_text()
-    assert "| PCRM | 2 | 1 | 0 | 1 |" in text and "| SER | 1 | 0 | 1 | 0 |" in text
+    assert "| PCRM | 2 | 1 | 0 | 1 | 2026-12-05 |" in text and "| SER | 1 | 0 | 1 | 0 | 2026-12-05 |" in text
+    assert str(runs / "ser" / "fidelity" / "claims.json") in text
     assert "| RLDF | not run |" in text
     # the inconclusive row says how many pairs a conclusive answer needs: 400 · (2.5 / 0.5)² = 10,000
     assert "≈ 10,000 pairs" in text
@@ -47,3 +50,36 @@ def test_a_readme_without_the_block_is_an_error(tmp_path):
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(UserError, match="fidelity:begin"):
         build(tmp_path / "runs", tmp_path / "out", tmp_path / "README.md")
+
+
+def test_a_later_run_of_one_paper_keeps_the_others_records_and_announces_the_change(tmp_path, capsys):
+    out = tmp_path / "out"
+    write_claims(tmp_path / "day1" / "pcrm", [_claim("pcrm", "len_rat > baseline", 0.01, 0.05)])
+    write_claims(tmp_path / "day1" / "ser", [_claim("ser", "SER > seed-only", 0.01, 0.05)])
+    build(tmp_path / "day1", out, today="2026-12-04")
+    assert sorted(p.name for p in (out / "claims").iterdir()) == ["pcrm.json", "ser.json"]
+
+    # day 2: only SER reran, and its claim flipped; PCRM's record of day 1 stays in the table
+    write_claims(tmp_path / "day2" / "ser", [_claim("ser", "SER > seed-only", -0.05, -0.01)])
+    counts = build(tmp_path / "day2", out, today="2026-12-05")
+
+    assert counts["recorded_now"] == ["ser"] and (counts["reproduced"], counts["refuted"]) == (1, 1)
+    assert "replacing the record of 2026-12-04" in capsys.readouterr().err
+    text = (out / "fidelity.md").read_text()
+    assert "| PCRM | 1 | 1 | 0 | 0 | 2026-12-04 |" in text and "| SER | 1 | 0 | 1 | 0 | 2026-12-05 |" in text
+    # without any runs the table is rebuilt from the records alone, unchanged
+    build(None, out)
+    assert (out / "fidelity.md").read_text() == text
+
+
+def test_a_record_holding_another_papers_claims_is_an_error(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    row = {"paper": "ser", "recorded": "2026-12-05", "sources": ["x"],
+           "claims": [_claim("ser", "x", 0.1, 0.2).to_dict()]}
+    (records / "rldf.json").write_text(json.dumps(row))
+    with pytest.raises(UserError, match="rldf.json: holds claims of another paper"):
+        build(None, tmp_path / "out", records=records)
+    (records / "rldf.json").write_text("{}")
+    with pytest.raises(UserError, match="rldf.json: not a fidelity record"):
+        build(None, tmp_path / "out", records=records)
