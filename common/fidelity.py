@@ -124,8 +124,14 @@ def summary_table(found: dict[str, Record | None]) -> str:
             continue
         counts = Counter(claim.verdict for claim in record.claims)
         lines.append(f"| {paper.upper()} | {len(record.claims)} | " + " | ".join(str(counts[v]) for v in VERDICTS)
-                     + f" | {record.recorded} | {_cell('; '.join(record.sources))} |")
+                     + f" | {record.recorded} | {_cell('; '.join(_short_source(s) for s in record.sources))} |")
     return "\n".join(lines)
+
+
+def _short_source(source: str) -> str:
+    """The summary names a source by its head (a path, or '<paper>/README.md, ...' for a transcription)."""
+    head = source.split(" (")[0].split(":")[0]
+    return head + (" (transcribed: run folder not kept)" if "transcribed" in source and head != source else "")
 
 
 def _cell(text: str) -> str:
@@ -187,7 +193,8 @@ def build(runs: str | Path | None, out: str | Path, readme: str | Path | None = 
     summary, table = summary_table(found), claims_table(found)
     text = (f"# Fidelity across papers\n\nFrom `python -m common.fidelity` (each paper's record in `{records}`: "
             f"the claims.json of its last fidelity run; intervals: 95 % percentile bootstrap, common/stats.py).\n\n"
-            f"{summary}\n\n{table}\n")
+            f"{summary}\n\n{table}\n\nSources in full:\n\n"
+            + "".join(f"- {paper.upper()}: {source}\n" for paper, r in found.items() if r for source in r.sources))
     atomic_write_text(out / "fidelity.md", text)
     plots = [str(forest_plot(paper, r.claims, out / f"fidelity_{paper}.png"))
              for paper, r in found.items() if r and r.claims]
