@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import re
 import sys
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,25 +150,37 @@ def claims_table(found: dict[str, Record | None]) -> str:
     return "\n".join(lines)
 
 
+def _label(text: str, width: int = 58, lines: int = 3) -> str:
+    wrapped = textwrap.wrap(text, width)
+    return "\n".join(wrapped[:lines]) + (" …" if len(wrapped) > lines else "")
+
+
 def forest_plot(paper: str, claims: list[Claim], path: Path) -> Path:
+    """One panel per metric (claims in different units never share an axis), a row per claim."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = {"reproduced": "tab:green", "refuted": "tab:red", "inconclusive": "tab:gray"}
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(claims) + 1.2))
-    for y, c in enumerate(reversed(claims)):
-        s = c.scale
-        ax.errorbar(c.ours.estimate * s, y, xerr=[[(c.ours.estimate - c.ours.low) * s],
-                                                  [(c.ours.high - c.ours.estimate) * s]],
-                    fmt="o", color=colours[c.verdict], capsize=3)
-        if c.paper_value is not None:
-            ax.plot(c.paper_value * s, y, "x", color="black")
-    ax.axvline(0, linestyle="--", color="black", linewidth=0.8)
-    ax.set_yticks(range(len(claims)), [c.claim[:60] for c in reversed(claims)], fontsize=8)
-    ax.set_xlabel("effect (ours: dot with 95 % interval, colour = verdict; paper: x)")
-    ax.set_title(f"{paper.upper()} fidelity")
+    panels: dict[tuple[str, float], list[Claim]] = {}
+    for c in claims:
+        panels.setdefault((c.metric, c.scale), []).append(c)
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(11, 0.62 * len(claims) + 1.1 * len(panels) + 0.6),
+                             gridspec_kw={"height_ratios": [len(rows) + 0.8 for rows in panels.values()]})
+    for ax, ((metric, scale), rows) in zip(axes[:, 0], panels.items()):
+        for y, c in enumerate(reversed(rows)):
+            ax.errorbar(c.ours.estimate * scale, y, xerr=[[(c.ours.estimate - c.ours.low) * scale],
+                                                          [(c.ours.high - c.ours.estimate) * scale]],
+                        fmt="o", color=colours[c.verdict], capsize=3)
+            if c.paper_value is not None:
+                ax.plot(c.paper_value * scale, y, "x", color="black", markersize=8)
+        ax.axvline(0, linestyle="--", color="black", linewidth=0.8)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.set_yticks(range(len(rows)), [_label(c.claim) for c in reversed(rows)], fontsize=7.5)
+        ax.set_xlabel(_label(metric + (" (points)" if scale == 100 else ""), 110, 1), fontsize=8)
+    axes[0, 0].set_title(f"{paper.upper()} fidelity: our estimate with 95 % interval (green reproduced, red refuted, "
+                         "grey inconclusive); x = paper's figure", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
