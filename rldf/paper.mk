@@ -28,7 +28,7 @@ rldf-baichuan2: $(INSTALLED) ## RLDF on Baichuan2-7B-Chat (needs TRUST_REMOTE_CO
 	TRUST_REMOTE_CODE=true $(call RLDF_RUN,baichuan2) bash rldf/scripts/run_all.sh
 
 # One torch thread unless OMP_NUM_THREADS is set (two spin against each other on a shared 2-core machine, rlchf/paper.mk).
-rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 40 age topics, RM, ReMax, claims on 1,000 BBQ Age items
+rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 136 age topics (102 held out), RM, ReMax, claims on 1,000 BBQ Age items
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} MODEL=fidelity CONFIG=rldf/configs/fidelity.yaml \
 	  RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODE=self POLICY=embedded:smollm2-135m-instruct \
 	  STAGES="01_data 02_rm 04_merge 05_rl 06_predict" bash rldf/scripts/run_all.sh
