@@ -172,7 +172,7 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
     claims.append(Claim(PAPER, "debate-pair RM ranks held-out pairs above chance", "pairwise accuracy - 0.5", +1,
                         bootstrap_mean(acc, reference=0.5, **boot), "held-out pairs", 0.35, SRC_RM, setting,
                         "paper's pair rule: lowest-bias last-round vs highest-bias first-round argument (one pair per "
-                        f"debate); 300 held-out pairs would take ~{round(300 * len(debates) / max(len(pairs), 1)):,} "
+                        f"debate); 300 held-out pairs would take ~{round(300 * len(debates) / len(pairs)):,} "
                         "debates at this split"))
     # 2. every held-out debater's last vs first argument (unit: debate)
     sp = speaker_pairs(debates, test_ids, cfg.bias_type)
