@@ -100,12 +100,16 @@ lint: $(INSTALLED) ## ruff over the project
 
 # Every paper's fidelity run (CPU, real data from the shared mirror; each <= 60 min on 2 cores, not part of make test),
 # then one cross-paper table. A failed paper does not stop the others (-k); the table lists it as "not run".
+# THREADS: torch CPU threads per fidelity process (RLDF, RLLR, RLCHF). Default every core: `make fidelity` runs one
+# paper at a time. Set THREADS=1 when two runs share a 2-core machine (make -j2, another job): two threads per run
+# then spin against each other.
+THREADS ?= $(shell nproc 2>/dev/null || echo 1)
 fidelity: ## every <paper>-fidelity, then the cross-paper table + plots (reports/fidelity) and README's fidelity block
 	-$(MAKE) -k $(addsuffix -fidelity,$(PAPERS))
 	$(MAKE) fidelity-table
 
-fidelity-table: ## the cross-paper fidelity table from the claims.json files already under $(RUNS)
-	$(PY) -m common.fidelity --runs $(RUNS) --out reports/fidelity --readme README.md
+fidelity-table: ## record the claims.json files under $(RUNS), then the cross-paper table, plots, README and paper README tables
+	$(PY) -m common.fidelity --runs $(RUNS) --out reports/fidelity --readme README.md --paper-readmes
 
 clean: ## remove runs/, caches and the virtual environment
 	rm -rf $(RUNS) .cache $(VENV) $(VERL_VENV) .pytest_cache wandb

@@ -2,9 +2,9 @@
 # DPO (ROWS), SFT on its top response (SFT_ROWS) and an RM + PPO (PPO_ROWS). Each target runs
 # rlchf/scripts/run_all.sh (stages 01-09) with one config; runs land in $(RUNS)/rlchf/<model>/.
 RLCHF_OVERWRITE = $(if $(filter true,$(OVERWRITE)),true,false)
-# One torch thread unless OMP_NUM_THREADS is set: on a shared 2-core machine two threads spin against other jobs
-# (a 300-token SmolLM2 forward: 0.9 CPU-s with one thread, 7.7 CPU-s and 5x the wall time with two, measured here).
-RLCHF_RUN = PY=$(PY) OVERWRITE=$(RLCHF_OVERWRITE) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} bash rlchf/scripts/run_all.sh
+# THREADS torch threads (Makefile; default every core). Pass THREADS=1 beside other jobs: on a loaded 2-core machine a
+# 300-token SmolLM2 forward took 0.9 CPU-s with one thread, 7.7 CPU-s and 5x the wall time with two (measured here).
+RLCHF_RUN = PY=$(PY) OVERWRITE=$(RLCHF_OVERWRITE) OMP_NUM_THREADS=$(THREADS) bash rlchf/scripts/run_all.sh
 RLCHF_SWF_ROWS = swf_plurality swf_borda swf_copeland swf_maximin swf_kemeny_young swf_schulze swf_ranked_pairs
 
 .PHONY: rlchf-tiny rlchf-fidelity rlchf-llama3 rlchf-qwen2.5
@@ -16,7 +16,7 @@ rlchf-tiny: $(PREPARED) ## RLCHF end to end on the embedded SmolLM2 (guided judg
 rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 48 HH prompts x 6 personas; DPO gold + Borda; claims on 1,000 BBQ items
 	CONFIG=rlchf/configs/fidelity.yaml OUT=$(RUNS)/rlchf/fidelity \
 	  ROWS="gold swf_borda" SFT_ROWS="" HF_HUB_OFFLINE=1 $(RLCHF_RUN)
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m rlchf.fidelity --config rlchf/configs/fidelity.yaml \
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(THREADS) $(PY) -m rlchf.fidelity --config rlchf/configs/fidelity.yaml \
 	  --section fidelity run_root=$(RUNS)/rlchf/fidelity
 
 # Full-scale targets: DPO, SFT and RM start under LAUNCH (NUM_GPUS processes), PPO with RL_ENGINE (Makefile).

@@ -27,10 +27,10 @@ rldf-baichuan2: $(INSTALLED) ## RLDF on Baichuan2-7B-Chat (needs TRUST_REMOTE_CO
 	$(call RLDF_REMOTE,baichuan-inc/Baichuan2-7B-Chat)
 	TRUST_REMOTE_CODE=true $(call RLDF_RUN,baichuan2) bash rldf/scripts/run_all.sh
 
-# One torch thread unless OMP_NUM_THREADS is set (two spin against each other on a shared 2-core machine, rlchf/paper.mk).
+# THREADS torch threads (Makefile; default every core, THREADS=1 beside other jobs: rlchf/paper.mk says why).
 rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 136 age topics (102 held out), RM, ReMax, claims on 1,000 BBQ Age items
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} MODEL=fidelity CONFIG=rldf/configs/fidelity.yaml \
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(THREADS) MODEL=fidelity CONFIG=rldf/configs/fidelity.yaml \
 	  RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODE=self POLICY=embedded:smollm2-135m-instruct \
 	  STAGES="01_data 02_rm 04_merge 05_rl 06_predict" bash rldf/scripts/run_all.sh
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m rldf.fidelity --config rldf/configs/fidelity.yaml \
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(THREADS) $(PY) -m rldf.fidelity --config rldf/configs/fidelity.yaml \
 	  --section fidelity run_root=$(RUNS)/rldf/fidelity

@@ -11,9 +11,9 @@ RLLR_RUN      = CONFIG=$(1) RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODEL=$
 RLLR_REMOTE   = @test "$(TRUST_REMOTE_CODE)" = true || { echo "error: $(1) runs its own code from the hub; rerun \
 with TRUST_REMOTE_CODE=true to allow it" >&2; exit 2; }
 
-# CPU runs: every stage in one interpreter (rllr/pipeline.py), one torch thread (faster than two on shared cores)
+# CPU runs: every stage in one interpreter (rllr/pipeline.py), THREADS torch threads (Makefile: 1 when runs share cores)
 RLLR_PIPELINE = HF_HUB_OFFLINE=1 $(PY) -m rllr.pipeline --config $(1) --model $(2) --tasks sst2$(rllr_comma)rte \
-                --runs $(RUNS) --threads 1 $(if $(MODES),--modes $(MODES)) $(if $(filter true,$(OVERWRITE)),--overwrite)
+                --runs $(RUNS) --threads $(THREADS) $(if $(MODES),--modes $(MODES)) $(if $(filter true,$(OVERWRITE)),--overwrite)
 
 .PHONY: rllr-tiny rllr-fidelity rllr-llama2 rllr-llama2-13b rllr-baichuan2 rllr-baichuan2-13b rllr-chatglm3 \
         rllr-mistral rllr-bloom3b rllr-bloom7b
@@ -23,7 +23,7 @@ rllr-tiny: $(PREPARED) ## RLLR on the tiny embedded Llama (shipped tiny SST-2 + 
 
 rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2, SST-2 + RTE (~72 min on 2 cores beside another run): RM accuracy on label pairs, five systems, claims.json
 	$(call RLLR_PIPELINE,rllr/configs/fidelity.yaml,fidelity) --reuse-start-answers
-	HF_HUB_OFFLINE=1 $(PY) -m rllr.fidelity --root $(RUNS)/rllr/fidelity/sst2+rte --threads 1
+	HF_HUB_OFFLINE=1 $(PY) -m rllr.fidelity --root $(RUNS)/rllr/fidelity/sst2+rte --threads $(THREADS)
 
 rllr-llama2: $(PREPARED) ## RLLR on Llama-2-7b-chat, eight tasks, RLHF/RLLR/RLLR-mixed PPO and comparison tables (GPU)
 	$(call RLLR_RUN,rllr/configs/llama2.yaml,llama2,$(RLLR_TASKS))

@@ -1,11 +1,22 @@
 """common.fidelity: every paper's claims.json becomes a tracked record; the table counts verdicts, fills the README."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from common.config import UserError
-from common.fidelity import BEGIN, END, build, gather
+from common.fidelity import (
+    BEGIN,
+    END,
+    build,
+    claims_table,
+    gather,
+    paper_markers,
+    paper_table,
+    read_records,
+    summary_table,
+)
 from common.stats import Claim, Interval, write_claims
 
 
@@ -83,3 +94,35 @@ def test_a_record_holding_another_papers_claims_is_an_error(tmp_path):
     (records / "rldf.json").write_text("{}")
     with pytest.raises(UserError, match="rldf.json: not a fidelity record"):
         build(None, tmp_path / "out", records=records)
+
+
+def test_paper_readmes_get_their_own_claims_and_a_missing_block_is_an_error(tmp_path):
+    write_claims(tmp_path / "runs" / "ser", [_claim("ser", "SER > seed-only", -0.06, -0.01)])
+    begin, end = paper_markers("ser")
+    (tmp_path / "ser").mkdir()
+    (tmp_path / "ser" / "README.md").write_text(f"# SER\n{begin}\nhand-written table\n{end}\nreading\n")
+
+    counts = build(tmp_path / "runs", tmp_path / "out", paper_readmes=tmp_path, today="2026-12-05")
+
+    text = (tmp_path / "ser" / "README.md").read_text()
+    assert counts["paper_readmes"] == [str(tmp_path / "ser" / "README.md")]
+    assert "hand-written" not in text and text.endswith(f"{end}\nreading\n")
+    assert "| SER > seed-only | accuracy |" in text and "-3.5 [-6.0, -1.0] (n=400 pairs) | **refuted** |" in text
+    assert "recorded 2026-12-05" in text
+    (tmp_path / "ser" / "README.md").write_text("# SER, no block\n")
+    with pytest.raises(UserError, match="fidelity:ser:begin"):
+        build(None, tmp_path / "out", paper_readmes=tmp_path)
+
+
+def test_the_tracked_readmes_show_exactly_what_the_tracked_records_hold():
+    """A hand edit of a README's claims table, or a record changed without `make fidelity-table`, fails here."""
+    root = Path(__file__).resolve().parents[2]
+    records = "reports/fidelity/claims"
+    found = read_records(root / records)
+    assert any(found.values()), "no tracked fidelity records"
+    for paper, record in found.items():
+        if record is not None:
+            begin, end = paper_markers(paper)
+            assert f"{begin}\n{paper_table(record, records)}\n{end}" in (root / paper / "README.md").read_text(), (
+                f"{paper}/README.md: claims table differs from {records}/{paper}.json; run make fidelity-table")
+    assert f"{BEGIN}\n{summary_table(found)}\n\n{claims_table(found)}\n{END}" in (root / "README.md").read_text()
