@@ -116,6 +116,44 @@ def paired_bootstrap(treated: Sequence[float], baseline: Sequence[float], *, res
     return _interval(a - b, resamples, seed, level, "paired percentile bootstrap")
 
 
+def seeds_paired_bootstrap(treated_by_seed: Sequence[Sequence[float]], baseline: Sequence[float], *,
+                           resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean over training seeds of ``treated[s][i] − baseline[i]``, when every seed's model is scored on the same units.
+
+    A two-level bootstrap (Davison & Hinkley 1997, sec. 3.8): each resample draws the seeds with replacement and,
+    independently, the units with replacement (the same units for every drawn seed, so the pairing holds), then takes
+    the mean over the drawn seeds of each one's mean paired difference. The interval thus widens with the spread
+    between seeds as well as with the item sampling; with a single seed it is ``paired_bootstrap``'s. ``n`` counts the
+    units: with few seeds the seed spread may dominate, and more units would not narrow the interval much.
+    """
+    b = _as_array(baseline, "seeds_paired_bootstrap baseline")
+    if not treated_by_seed:
+        raise UserError("seeds_paired_bootstrap: no seeds (an empty list of treated runs)")
+    rows = [_as_array(t, f"seeds_paired_bootstrap seed {k}") for k, t in enumerate(treated_by_seed)]
+    if any(r.size != b.size for r in rows):
+        raise UserError(f"seeds_paired_bootstrap: per-seed sizes {[r.size for r in rows]} vs {b.size} baseline "
+                        "values; every seed must be scored on the baseline's units")
+    if len(rows) == 1:
+        return paired_bootstrap(rows[0], b, resamples=resamples, seed=seed, level=level)
+    if not 0 < level < 1:
+        raise UserError(f"interval level must lie in (0, 1), got {level}")
+    diffs = np.stack(rows) - b  # (seeds, units)
+    n_seeds, n = diffs.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, _CHUNK_CELLS // (n * n_seeds))
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        units = rng.integers(0, n, size=(stop - start, n))
+        drawn = rng.integers(0, n_seeds, size=(stop - start, n_seeds))
+        per_seed = diffs[:, units].mean(axis=2)  # (seeds, resamples): each seed's mean over the drawn units
+        means[start:stop] = np.take_along_axis(per_seed.T, drawn, axis=1).mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Interval(float(diffs.mean()), float(low), float(high), int(n), level,
+                    f"paired percentile bootstrap over units and {n_seeds} seeds")
+
+
 def unpaired_bootstrap(treated: Sequence[float], baseline: Sequence[float], *, resamples: int = DEFAULT_RESAMPLES,
                        seed: int = 0, level: float = 0.95) -> Interval:
     """Difference of means of two independent samples, each resampled on its own."""

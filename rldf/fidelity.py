@@ -36,7 +36,7 @@ from typing import Any
 from common.artifacts import RunDir, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.config import help_meta as _h
-from common.stats import Claim, bootstrap_mean, paired_bootstrap, write_claims
+from common.stats import Claim, bootstrap_mean, seeds_paired_bootstrap, write_claims
 
 PAPER = "rldf"
 SRC_RM = "[CODE] Hunter-Wrynn/RLDF training log: Llama-2-7b RM validation pairwise accuracy 0.85 (minus chance 0.5)"
@@ -50,7 +50,10 @@ class FidelityConfig:
     run_root: str = field(metadata=_h("the make rldf-fidelity run folder (data/, rm-merged/, rl/, predict/)"))
     output_dir: str = field(default="", metadata=_h("claims.json and fidelity/ go here; '' = run_root"))
     before_model: str = field(default="embedded:smollm2-135m-instruct", metadata=_h("the RL init"))
-    after_model: str = field(default="", metadata=_h("the RL policy; '' = <run_root>/rl/policy"))
+    after_model: str = field(default="", metadata=_h("the RL policy; '' = <run_root>/<rl_runs[0]>/policy"))
+    rl_runs: list[str] = field(default_factory=lambda: ["rl"], metadata=_h(
+        "RL run folders under run_root, each a policy scored on BBQ after RL; several = RL seeds from the same RM, "
+        "pooled with an interval over seeds and items (make rldf-fidelity: rl plus rl_seed<k> for RLDF_RL_SEEDS)"))
     reward_model: str = field(default="", metadata=_h("the merged RM; '' = <run_root>/rm-merged"))
     bias_type: str = field(default="age", metadata=_h("bias type of the debates (its BBQ category is scored)"))
     template: str = field(default="tokenizer", metadata=_h("chat template of policy and RM"))
@@ -66,10 +69,20 @@ class FidelityConfig:
     def __post_init__(self) -> None:
         if self.bbq_items is not None and self.bbq_items < 4:
             raise ConfigError(f"fidelity.bbq_items: {self.bbq_items}; at least one group of 4, or null for all")
+        if not self.rl_runs or len(set(self.rl_runs)) != len(self.rl_runs):
+            raise ConfigError(f"fidelity.rl_runs: {self.rl_runs}; name each RL run folder once, at least one")
 
 
 def _path(cfg: FidelityConfig, value: str, default: str) -> str:
     return value or str(Path(cfg.run_root) / default)
+
+
+def _rl_seed(run: Path) -> int | None:
+    """The seed an RL run recorded in its run.json (None: a run folder without one)."""
+    try:
+        return json.loads((run / "run.json").read_text()).get("seed")
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 # --- RM on held-out debates. -----------------------------------------------------------------------------------------
@@ -134,7 +147,7 @@ def logprob_shift(cfg: FidelityConfig, answers: list[dict]) -> list[dict]:
     from common.models import load_causal_lm, load_tokenizer
 
     totals = {}
-    for which, name in (("after", _path(cfg, cfg.after_model, "rl/policy")), ("before", cfg.before_model)):
+    for which, name in (("after", _path(cfg, cfg.after_model, f"{cfg.rl_runs[0]}/policy")), ("before", cfg.before_model)):
         tok, model = load_tokenizer(name), load_causal_lm(name, "float32")
         scores = option_logprobs(model, tok, [a["prompt"] for a in answers], [[a["response"]] for a in answers],
                                  cfg.template, batch_size=cfg.batch_size, desc=f"log-probs ({which})")
@@ -198,35 +211,61 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
     # 4-6. BBQ before/after on the same items
     category = get_bias_type(cfg.bias_type).bbq_category
     items, info = sample_groups(cfg.bbq_data, [category], cfg.bbq_items, cfg.seed)
-    after_model = _path(cfg, cfg.after_model, "rl/policy")
-    rows = {}
-    for which, name in (("before", cfg.before_model), ("after", after_model)):
-        lps = score_items(name, items, fid / f"bbq_{which}_scores.jsonl", cfg.template, desc=f"bbq {which}")
-        rows[which] = outcomes(items, lps)
-        summary[f"bbq_{which}"] = bbq_scores(items, [r["pred"] for r in rows[which]])["overall"]
-    write_jsonl(fid / "bbq_items.jsonl", [{"key": b["key"], "context_condition": b["context_condition"],
-                                          "before": {k: b[k] for k in ("pred", "correct", "biased", "probs")},
-                                          "after": {k: a[k] for k in ("pred", "correct", "biased", "probs")},
-                                          "kl": option_kl(a["probs"], b["probs"])}
-                                         for b, a in zip(rows["before"], rows["after"])])
-    before, after = rows["before"], rows["after"]
-    rl = json.loads((root / "rl" / "metrics.json").read_text()) if (root / "rl" / "metrics.json").exists() else {}
-    rl_setting = f"ReMax {rl.get('steps', '?')} steps from SmolLM2-135M against the debate RM"
+    # every RL run (seed) is scored on the same items; the first keeps the cache name of single-seed runs
+    policies = {rl_run: (cfg.after_model if i == 0 and cfg.after_model else str(root / rl_run / "policy"))
+                for i, rl_run in enumerate(cfg.rl_runs)}
+    caches = {rl_run: fid / ("bbq_after_scores.jsonl" if i == 0 else f"bbq_after_{rl_run}_scores.jsonl")
+              for i, rl_run in enumerate(cfg.rl_runs)}
+    before = outcomes(items, score_items(cfg.before_model, items, fid / "bbq_before_scores.jsonl", cfg.template,
+                                         desc="bbq before"))
+    summary["bbq_before"] = bbq_scores(items, [r["pred"] for r in before])["overall"]
+    after: dict[str, list[dict]] = {}
+    for rl_run, policy in policies.items():
+        after[rl_run] = outcomes(items, score_items(policy, items, caches[rl_run], cfg.template,
+                                                    desc=f"bbq after {rl_run}"))
+        summary[f"bbq_after_{rl_run}"] = bbq_scores(items, [r["pred"] for r in after[rl_run]])["overall"]
+    keep = ("pred", "correct", "biased", "probs")
+    write_jsonl(fid / "bbq_items.jsonl", [
+        {"key": b["key"], "context_condition": b["context_condition"], "before": {k: b[k] for k in keep},
+         "after": {rl_run: {**{k: rows[i][k] for k in keep}, "kl": option_kl(rows[i]["probs"], b["probs"])}
+                   for rl_run, rows in after.items()}}
+        for i, b in enumerate(before)])
+    rl = {rl_run: json.loads((root / rl_run / "metrics.json").read_text())
+          if (root / rl_run / "metrics.json").exists() else {} for rl_run in cfg.rl_runs}
+    seeds = {rl_run: _rl_seed(root / rl_run) for rl_run in cfg.rl_runs}
+    first = rl[cfg.rl_runs[0]]
+    rl_setting = (f"ReMax {first.get('steps', '?')} steps from SmolLM2-135M against the debate RM" +
+                  (f", {len(cfg.rl_runs)} RL seeds ({', '.join(str(seeds[r]) for r in cfg.rl_runs)}) pooled"
+                   if len(cfg.rl_runs) > 1 else ""))
+
+    def per_seed(values: list[list[float]], baseline: list[float]) -> str:
+        """The note's per-seed estimates: the pooled interval hides which seeds agree."""
+        if len(values) == 1:
+            return ""
+        return "per RL seed: " + ", ".join(f"{seeds[r]} {sum(v) / len(v) - sum(baseline) / len(baseline):+.3f}"
+                                           for r, v in zip(cfg.rl_runs, values)) + "; "
+
+    changed = ", ".join(str(sum(a["pred"] != b["pred"] for a, b in zip(after[r], before))) for r in cfg.rl_runs)
+    correct = [[a["correct"] for a in after[r]] for r in cfg.rl_runs]
     claims.append(Claim(PAPER, f"RLDF raises BBQ {category} accuracy", "accuracy after - before", +1,
-                        paired_bootstrap([a["correct"] for a in after], [b["correct"] for b in before], **boot),
+                        seeds_paired_bootstrap(correct, [b["correct"] for b in before], **boot),
                         "BBQ items", None, SRC_PAPER, rl_setting + f"; BBQ {category} {len(items)} items, option "
-                        "log-likelihood", f"{sum(a['pred'] != b['pred'] for a, b in zip(after, before))} of "
-                        f"{len(items)} answers changed"))
-    amb = [(a, b) for a, b in zip(after, before) if b["context_condition"] == "ambig" and b["biased"] is not None]
+                        "log-likelihood", per_seed(correct, [b["correct"] for b in before])
+                        + f"{changed} of {len(items)} answers changed"))
+    amb = [i for i, b in enumerate(before) if b["context_condition"] == "ambig" and b["biased"] is not None]
+    biased = [[after[r][i]["biased"] for i in amb] for r in cfg.rl_runs]
+    biased_before = [before[i]["biased"] for i in amb]
     claims.append(Claim(PAPER, f"RLDF lowers stereotyped answers on ambiguous BBQ {category} items",
                         "biased-answer rate after - before", -1,
-                        paired_bootstrap([a["biased"] for a, _ in amb], [b["biased"] for _, b in amb], **boot),
-                        "ambiguous items", None, SRC_PAPER, rl_setting + f"; {len(amb)} ambiguous items"))
+                        seeds_paired_bootstrap(biased, biased_before, **boot), "ambiguous items", None, SRC_PAPER,
+                        rl_setting + f"; {len(amb)} ambiguous items", per_seed(biased, biased_before).rstrip("; ")))
+    kls = [[option_kl(a["probs"], b["probs"]) for a, b in zip(after[r], before)] for r in cfg.rl_runs]
     claims.append(Claim(PAPER, "(check) the RL policy moved from its start on BBQ", "KL(after ‖ before), nats", +1,
-                        bootstrap_mean([option_kl(a["probs"], b["probs"]) for a, b in zip(after, before)], **boot),
+                        seeds_paired_bootstrap(kls, [0.0] * len(items), **boot),
                         "BBQ items", None, "not a paper claim: a policy that did not move cannot carry claims 4-5",
-                        rl_setting, f"RL log: kl_last {rl.get('kl_last')}, reward {rl.get('reward_first')} -> "
-                        f"{rl.get('reward_last')}"))
+                        rl_setting, per_seed(kls, [0.0] * len(items)) + "RL log: " + "; ".join(
+                            f"kl_last {rl[r].get('kl_last')}, reward {rl[r].get('reward_first')} -> "
+                            f"{rl[r].get('reward_last')}" for r in cfg.rl_runs)))
     # 7. log-prob shift on the policy's own answers to held-out debate prompts
     answers_path = root / "predict" / "after" / "answers.jsonl"
     if answers_path.exists():
@@ -236,7 +275,8 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
                             "log p_after - log p_before (nats per answer)", +1,
                             bootstrap_mean([s["shift"] for s in shift], **boot), "held-out debate prompts", None,
                             "not a paper claim: the size of the RL update", rl_setting))
-    summary.update({"bbq_info": {k: v for k, v in info.items() if k != "warnings"}, "rl": rl, "data": data_metrics,
+    summary.update({"bbq_info": {k: v for k, v in info.items() if k != "warnings"}, "rl": rl, "rl_seeds": seeds,
+                    "data": data_metrics,
                     "claims": [c.to_dict() for c in claims]})
     atomic_write_json(fid / "summary.json", summary)
     atomic_write_text(fid / "claims.md", claims_table(claims))

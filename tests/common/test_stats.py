@@ -13,6 +13,7 @@ from common.stats import (
     needed_n,
     paired_bootstrap,
     read_claims,
+    seeds_paired_bootstrap,
     unpaired_bootstrap,
     verdict,
     write_claims,
@@ -65,6 +66,32 @@ def test_pairing_removes_shared_item_variance():
     assert paired.estimate == pytest.approx(unpaired.estimate)
     assert paired.half_width < unpaired.half_width / 2
     assert verdict(paired, +1) == "reproduced"
+
+
+def test_seeds_that_agree_reproduce_and_seeds_that_disagree_are_inconclusive():
+    rng = np.random.default_rng(3)
+    baseline = (rng.random(1000) < 0.5).astype(float)
+
+    def seed_run(effect: float) -> np.ndarray:  # flip baseline-wrong items right (effect > 0) or right items wrong
+        flip = rng.random(1000) < abs(effect) * 2
+        return np.where(flip, float(effect > 0), baseline)
+
+    agree = [seed_run(+0.10) for _ in range(3)]
+    ci = seeds_paired_bootstrap(agree, baseline)
+    assert ci.estimate == pytest.approx(np.mean([paired_bootstrap(t, baseline).estimate for t in agree]))
+    assert verdict(ci, +1) == "reproduced" and ci.n == 1000
+    # +10, -10 and 0 points: every seed alone is conclusive (two of them opposite), the seeds together are not
+    disagree = [seed_run(+0.10), seed_run(-0.10), seed_run(0.0)]
+    assert [verdict(paired_bootstrap(t, baseline), +1) for t in disagree[:2]] == ["reproduced", "refuted"]
+    pooled = seeds_paired_bootstrap(disagree, baseline)
+    assert verdict(pooled, +1) == "inconclusive"
+    assert pooled.half_width > 3 * paired_bootstrap(disagree[0], baseline).half_width
+    # one seed is the plain paired bootstrap
+    assert seeds_paired_bootstrap(agree[:1], baseline) == paired_bootstrap(agree[0], baseline)
+    with pytest.raises(UserError, match="every seed must be scored on the baseline's units"):
+        seeds_paired_bootstrap([agree[0], agree[1][:500]], baseline)
+    with pytest.raises(UserError, match="no seeds"):
+        seeds_paired_bootstrap([], baseline)
 
 
 def test_constant_differences_give_a_zero_width_interval():

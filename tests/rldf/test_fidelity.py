@@ -73,3 +73,40 @@ def test_claims_from_a_constructed_run(tmp_path, monkeypatch):
     assert amb.ours.estimate == -1.0  # every ambiguous item: biased before, UNKNOWN (gold) after
     assert claims["(check) the RL policy moved from its start on BBQ"].ours.estimate > 1
     assert len((root / "fidelity" / "bbq_items.jsonl").read_text().splitlines()) == 12
+
+
+def test_rl_seeds_are_pooled_over_seeds_and_items(tmp_path, monkeypatch):
+    """Two RL runs of the same RM: one moves every ambiguous answer off the stereotype, the other stays at the start.
+    The pooled claim is their mean, its interval spans both, and the note names each seed's own estimate."""
+    root = _run_root(tmp_path)
+    (root / "rl" / "run.json").write_text(json.dumps({"seed": 2023}))
+    (root / "rl_seed7").mkdir()
+    (root / "rl_seed7" / "metrics.json").write_text(json.dumps({"steps": 12, "kl_last": 0.0}))
+    (root / "rl_seed7" / "run.json").write_text(json.dumps({"seed": 7}))
+    monkeypatch.setattr(fid, "rm_margins", lambda cfg, pairs: [1.0] * len(pairs))
+    monkeypatch.setattr(fid, "logprob_shift", lambda cfg, answers: [{"shift": 0.1} for _ in answers])
+    scored = []
+
+    def fake_scores(model, items, cache, template, desc=""):
+        scored.append((model, cache.name))
+        pick = "label" if model.endswith("rl/policy") else "biased_loc"
+        return [[0.0 if k == (it[pick] if it[pick] is not None else it["label"]) else -5.0 for k in range(3)]
+                for it in items]
+
+    monkeypatch.setattr(bbq_paired, "score_items", fake_scores)
+    cfg = fid.FidelityConfig(run_root=str(root), bbq_data="common/tiny_data/bbq", bbq_items=None, resamples=2000,
+                             rl_runs=["rl", "rl_seed7"])
+    fid.run_fidelity(cfg)
+    # the first run keeps the single-seed cache name, so a rerun with more seeds reuses it
+    assert [c for _, c in scored] == ["bbq_before_scores.jsonl", "bbq_after_scores.jsonl",
+                                      "bbq_after_rl_seed7_scores.jsonl"]
+    claims = {c.claim: c for c in read_claims(root / "claims.json")}
+    amb = claims["RLDF lowers stereotyped answers on ambiguous BBQ Age items"]
+    assert amb.ours.estimate == pytest.approx(-0.5)
+    assert amb.ours.low == pytest.approx(-1.0) and amb.ours.high == pytest.approx(0.0)  # a seed draw of {7, 7}: no change
+    assert amb.verdict == "inconclusive" and "per RL seed: 2023 -1.000, 7 +0.000" in amb.note
+    assert "2 RL seeds (2023, 7) pooled" in amb.setting
+    rows = [json.loads(line) for line in (root / "fidelity" / "bbq_items.jsonl").read_text().splitlines()]
+    assert sorted(rows[0]["after"]) == ["rl", "rl_seed7"]
+    with pytest.raises(fid.ConfigError, match="rl_runs"):
+        fid.FidelityConfig(run_root=str(root), rl_runs=["rl", "rl"])
