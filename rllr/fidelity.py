@@ -203,12 +203,23 @@ def plot(claims: list[Claim], path: Path) -> None:
     plt.close(fig)
 
 
+def training_steps(root: Path) -> str:
+    """The optimizer steps each stage of the run took, read from its metrics (the setting names them)."""
+    def steps(stage: str, key: str) -> str:
+        path = root / stage / "metrics.json"
+        return str(json.loads(path.read_text()).get(key, "?")) if path.is_file() else "?"
+
+    ppo = sorted({steps(p.name, "steps") for p in root.glob("ppo_*") if p.is_dir()}) or ["?"]
+    return (f"SFT {steps('sft_wrat', 'global_step')} / {steps('sft_label', 'global_step')} steps, RM_rat "
+            f"{steps('rm_rat', 'global_step')}, RM_label {steps('rm_label', 'global_step')}, PPO {'/'.join(ppo)}")
+
+
 def run(root: Path, shift_items: int, template: str) -> list[Claim]:
     preds = load_predictions(root)
     n_items = len(preds[START])
     tasks = sorted({r["task"] for r in preds[START]})
     setting = (f"SmolLM2-135M LoRA, {'+'.join(tasks)}, {n_items} dev items, CPU-sized training "
-               "(16 SFT/RM steps, 6 PPO steps)")
+               f"({training_steps(root)})")
     rm_rows, pair_rows = rm_claims(root, setting.replace(f"{n_items} dev items", "held-out label pairs"))
     chance = next((c.ours for c in rm_rows if c.metric == "pairwise accuracy − 0.5"), None)
     policy_setting = setting

@@ -40,6 +40,9 @@ def _folder(tmp_path, rllr_correct, sft_correct):
                 [{"index": i, "chosen_score": 1.0, "rejected_score": 0.0 if i < 3 else 2.0} for i in range(4)])
     write_jsonl(root / "rm_rat" / "eval_scores.jsonl",
                 [{"index": i, "chosen_score": 0.0, "rejected_score": 1.0 if i else 0.0} for i in range(4)])
+    (root / "rm_label" / "metrics.json").write_text(json.dumps({"global_step": 75}))
+    (root / "ppo_rllr").mkdir()
+    (root / "ppo_rllr" / "metrics.json").write_text(json.dumps({"steps": 6}))
     return root
 
 
@@ -54,6 +57,8 @@ def test_claims_from_a_constructed_run_match_hand_computed_differences(tmp_path)
     assert acc.paper_value == pytest.approx(0.0154) and acc.verdict == "reproduced"
     # 4 held-out pairs cannot put RM_label above chance, so the policy rows are flagged as not carried
     assert acc.setting.startswith("NOT CARRIED (RM_label +25.0")
+    # the setting names the steps each stage took, read from its metrics ("?" where a stage left none)
+    assert acc.setting.endswith("(SFT ? / ? steps, RM_rat ?, RM_label 75, PPO 6)")
     # RM_label right on 3 of 4 pairs; RM_rat wrong on 3, a tie (½) on 1: accuracy 0.125
     assert claims["pairwise accuracy − 0.5"].ours.estimate == pytest.approx(0.25)
     assert claims["pairwise accuracy, RM_label − RM_rat"].ours.estimate == pytest.approx(0.75 - 0.125)
