@@ -77,6 +77,10 @@ def _path(cfg: FidelityConfig, value: str, default: str) -> str:
     return value or str(Path(cfg.run_root) / default)
 
 
+def _num(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "?"
+
+
 def _rl_seed(run: Path) -> int | None:
     """The seed an RL run recorded in its run.json (None: a run folder without one)."""
     try:
@@ -264,8 +268,8 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
                         seeds_paired_bootstrap(kls, [0.0] * len(items), **boot),
                         "BBQ items", None, "not a paper claim: a policy that did not move cannot carry claims 4-5",
                         rl_setting, per_seed(kls, [0.0] * len(items)) + "RL log: " + "; ".join(
-                            f"kl_last {rl[r].get('kl_last')}, reward {rl[r].get('reward_first')} -> "
-                            f"{rl[r].get('reward_last')}" for r in cfg.rl_runs)))
+                            f"kl_last {_num(rl[r].get('kl_last'))}, reward {_num(rl[r].get('reward_first'))} -> "
+                            f"{_num(rl[r].get('reward_last'))}" for r in cfg.rl_runs)))
     # 7. log-prob shift on the policy's own answers to held-out debate prompts
     answers_path = root / "predict" / "after" / "answers.jsonl"
     if answers_path.exists():
