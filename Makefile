@@ -98,8 +98,8 @@ test: $(PREPARED) $(VERL_INSTALLED) ## run the test suite (offline, CPU)
 lint: $(INSTALLED) ## ruff over the project
 	$(BIN)/ruff check common $(PAPERS) bench tests
 
-# Every paper's fidelity run (CPU, real data from the shared mirror; each <= 60 min on 2 cores, not part of make test),
-# then one cross-paper table. A failed paper does not stop the others (-k); the table lists it as "not run".
+# Every paper's fidelity run (CPU, real data from the shared mirror; 8-65 min each on 2 cores, see each README; not
+# in make test), then one cross-paper table. A failed paper does not stop the others (-k); the table lists it as "not run".
 # THREADS: torch CPU threads per fidelity process (RLDF, RLLR, RLCHF). Default every core: `make fidelity` runs one
 # paper at a time. Set THREADS=1 when two runs share a 2-core machine (make -j2, another job): two threads per run
 # then spin against each other.

@@ -29,15 +29,16 @@ rldf-baichuan2: $(INSTALLED) ## RLDF on Baichuan2-7B-Chat (needs TRUST_REMOTE_CO
 
 # THREADS torch threads (Makefile; default every core, THREADS=1 beside other jobs: rlchf/paper.mk says why).
 # RLDF_RL_SEEDS: more ReMax seeds from the same RM (rl_seed<k>/), pooled with the recipe's seed in the BBQ claims.
-# Several train side by side, one thread each (ReMax rollouts of 4 prompts barely use a second thread). Each costs
-# ~4 min of RL and ~5 min of BBQ scoring on 2 cores: the default one keeps the target within 60 min, "1 2" takes ~65.
-RLDF_RL_SEEDS ?= 1
+# Several train side by side, one thread each (ReMax rollouts of 4 prompts barely use a second thread). Default two
+# extra seeds, ~64.5 min on 2 cores; RLDF_RL_SEEDS=1 takes ~59 but two seeds turned one BBQ row the way a third undid
+# (rldf/README.md, Fidelity run).
+RLDF_RL_SEEDS ?= 1 2
 rldf_comma := ,
 rldf_empty :=
 rldf_space := $(rldf_empty) $(rldf_empty)
 RLDF_FID_ENV = HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(THREADS) MODEL=fidelity CONFIG=rldf/configs/fidelity.yaml \
   RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODE=self POLICY=embedded:smollm2-135m-instruct
-rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 136 age topics (102 held out), RM, ReMax x 2 seeds, claims on 1,000 BBQ Age items
+rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 136 age topics (102 held out), RM, ReMax x 3 seeds, claims on 1,000 BBQ Age items
 	$(RLDF_FID_ENV) STAGES="01_data 02_rm 04_merge 05_rl 06_predict" bash rldf/scripts/run_all.sh
 	pids=(); for seed in $(RLDF_RL_SEEDS); do $(RLDF_FID_ENV) OMP_NUM_THREADS=$(if $(word 2,$(RLDF_RL_SEEDS)),1,$(THREADS)) RL_SEED=$$seed STAGES=05_rl \
 	  bash rldf/scripts/run_all.sh & pids+=($$!); done; for pid in "$${pids[@]}"; do wait $$pid || exit 1; done

@@ -21,7 +21,7 @@ RLLR_PIPELINE = HF_HUB_OFFLINE=1 $(PY) -m rllr.pipeline --config $(1) --model $(
 rllr-tiny: $(PREPARED) ## RLLR on the tiny embedded Llama (shipped tiny SST-2 + RTE, lexicon rationales): every stage in one process
 	$(call RLLR_PIPELINE,rllr/configs/tiny.yaml,tiny)
 
-rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2, SST-2 + RTE (~72 min on 2 cores beside another run): RM accuracy on label pairs, five systems, claims.json
+rllr-fidelity: $(PREPARED) ## RLLR on SmolLM2, SST-2 + RTE (~47 min alone on 2 cores): RM accuracy on label pairs, five systems, claims.json
 	$(call RLLR_PIPELINE,rllr/configs/fidelity.yaml,fidelity) --reuse-start-answers
 	HF_HUB_OFFLINE=1 $(PY) -m rllr.fidelity --root $(RUNS)/rllr/fidelity/sst2+rte --threads $(THREADS)
 
