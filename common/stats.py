@@ -4,7 +4,9 @@ Every fidelity number is a mean over units (BBQ items, held-out pairs, seeds, sp
 percentile bootstrap over those units (Efron & Tibshirani 1993, ch. 13): resample the units with replacement, recompute
 the mean, take the 2.5th and 97.5th percentiles. A comparison of two systems on the *same* units is bootstrapped on
 the per-unit differences (the paired bootstrap), which removes the between-item variance both systems share; a
-comparison on different units (two seeds' runs on different splits) bootstraps each side on its own.
+comparison on different units (two seeds' runs on different splits) bootstraps each side on its own. When several
+training seeds of the treated system are scored on the same units, ``seeds_paired_bootstrap`` resamples seeds and
+units both, so the interval also carries the seed-to-seed spread.
 
 A claim has a direction: the paper says the treated system is better (+1) or worse (-1) than the baseline, or that a
 quantity is above (+1) or below (-1) a reference value (RM accuracy above chance 0.5). The verdict:
