@@ -7,7 +7,9 @@ the same path training uses, so a scored option is exactly the text a trained mo
 
 ``share_prompt=True`` reads each prompt once and scores its options from the cached keys/values (same numbers up to
 float rounding): many short options after one long prompt (RLCHF's K! rankings after a judge prompt) then cost one
-prompt pass, not one per option.
+prompt pass, not one per option. Consecutive prompts that open with the same tokens (RLDF's referee asks one question
+per debater after the same debate transcript) also share that opening: the previous prompt's cache is cut back to
+the common prefix and only the rest of the new prompt is read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from common.templates import encode_prompt_response
+
+# shorter common openings (a chat template's system header) are not worth copying a cache for
+MIN_SHARED_PREFIX = 32
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def option_logprobs(model: Any, tokenizer: Any, prompts: Sequence[Any], options: Sequence[Sequence[str]],
@@ -72,6 +86,8 @@ def _shared_prompt_logprobs(model: Any, tokenizer: Any, prompts: Sequence[Any], 
     device = next(model.parameters()).device
     model.eval()
     out: list[list[tuple[float, int]]] = []
+    prev_head: list[int] = []
+    prev_cache = None  # the previous prompt's keys/values, before any option
     for prompt, opts in tqdm(list(zip(prompts, options)), desc=desc, disable=desc is None):
         encs = [encode_prompt_response(tokenizer, prompt, o, template, max_length, system) for o in opts]
         heads = [enc["input_ids"][: enc["labels"].count(-100)] for enc in encs]
@@ -80,8 +96,17 @@ def _shared_prompt_logprobs(model: Any, tokenizer: Any, prompts: Sequence[Any], 
                                        desc=None))
             continue
         replies = [enc["input_ids"][len(heads[0]):] for enc in encs]
+        # the last prompt token always runs: its logits predict the reply's first token
+        shared = min(common_prefix_length(prev_head, heads[0]), len(heads[0]) - 1)
         with torch.no_grad():
-            first = model(input_ids=torch.tensor([heads[0]], device=device), use_cache=True, logits_to_keep=1)
+            if prev_cache is not None and shared >= MIN_SHARED_PREFIX:
+                cache = copy.deepcopy(prev_cache)
+                cache.crop(-(len(prev_head) - shared))  # negative: drop that many tokens from the end
+                first = model(input_ids=torch.tensor([heads[0][shared:]], device=device), cache=cache,
+                              use_cache=True, logits_to_keep=1)
+            else:
+                first = model(input_ids=torch.tensor([heads[0]], device=device), use_cache=True, logits_to_keep=1)
+            prev_head, prev_cache = heads[0], first.cache
             first_logps = torch.log_softmax(first.logits[0, -1].float(), dim=-1)  # (V,): predicts reply token 0
             scores = []
             for start in range(0, len(replies), batch_size):
