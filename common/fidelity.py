@@ -148,14 +148,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _claim_cells(c: Claim) -> str:
+    """claim | metric | setting | paper's figure | ours | verdict | n for a conclusive answer (no outer bars)."""
+    need = f"≈ {c.needed_n:,} {c.unit}" if c.needed_n else ""
+    return (f"{_cell(c.claim)} | {_cell(c.metric)} | {_cell(c.setting)} | {c.paper_text()} | {c.ours_text()} | "
+            f"**{c.verdict}** | {need}")
+
+
 def claims_table(found: dict[str, Record | None]) -> str:
     lines = [("| paper | claim | metric | setting | paper's figure | ours, 95 % interval (n) | verdict | "
              "n for a conclusive answer |"), "|---|---|---|---|---:|---|---|---:|"]
     for paper, record in found.items():
         for c in record.claims if record else []:
-            need = f"≈ {c.needed_n:,} {c.unit}" if c.needed_n else ""
-            lines.append(f"| {paper.upper()} | {_cell(c.claim)} | {_cell(c.metric)} | {_cell(c.setting)} | "
-                         f"{c.paper_text()} | {c.ours_text()} | **{c.verdict}** | {need} |")
+            lines.append(f"| {paper.upper()} | {_claim_cells(c)} |")
     return "\n".join(lines)
 
 
@@ -169,10 +174,7 @@ def paper_table(record: Record, records: str | Path) -> str:
     header = ("| claim | metric | setting | paper's figure | ours, 95 % interval (n) | verdict | "
               "n for a conclusive answer | note |")
     lines = [provenance, "", header, "|---|---|---|---:|---|---|---:|---|"]
-    for c in record.claims:
-        need = f"≈ {c.needed_n:,} {c.unit}" if c.needed_n else ""
-        lines.append(f"| {_cell(c.claim)} | {_cell(c.metric)} | {_cell(c.setting)} | {c.paper_text()} | "
-                     f"{c.ours_text()} | **{c.verdict}** | {need} | {_cell(c.note)} |")
+    lines += [f"| {_claim_cells(c)} | {_cell(c.note)} |" for c in record.claims]
     return "\n".join(lines)
 
 

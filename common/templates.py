@@ -17,6 +17,7 @@ tokenizer). Special tokens are written as text (``<s>``, ``<|eot_id|>``) and tok
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -315,6 +316,16 @@ def _adds_bos(tokenizer: Any) -> bool:
         return False
     ids = tokenizer("a", add_special_tokens=True)["input_ids"]
     return bool(ids) and ids[0] == bos
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading token ids two encoded sequences share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def encode_prompt_response(tokenizer: Any, prompt: str | list[Message], response: str, template: str,

@@ -32,6 +32,7 @@ import torch
 
 from common.artifacts import RunDir, read_jsonl, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
+from common.templates import common_prefix_length
 
 KINDS = ("baseline", "len_rat", "cos_sim", "random", "fixed")
 TASKS = ("dialogue", "tldr")
@@ -100,11 +101,7 @@ def delta_from_similarity(s: torch.Tensor | float, beta1: float, beta2: float, b
 
 def length_ratio(chosen_ids: list[int], rejected_ids: list[int]) -> float:
     """Shorter / longer token count after the common prefix of the two sequences; 1.0 when both are used up."""
-    shared = 0
-    for a, b in zip(chosen_ids, rejected_ids):
-        if a != b:
-            break
-        shared += 1
+    shared = common_prefix_length(chosen_ids, rejected_ids)
     n_c, n_r = len(chosen_ids) - shared, len(rejected_ids) - shared
     return 1.0 if max(n_c, n_r) == 0 else min(n_c, n_r) / max(n_c, n_r)
 

@@ -77,6 +77,12 @@ def _path(cfg: FidelityConfig, value: str, default: str) -> str:
     return value or str(Path(cfg.run_root) / default)
 
 
+def policy_paths(cfg: FidelityConfig) -> dict[str, str]:
+    """Each RL run's policy folder; ``after_model``, when set, replaces the first run's."""
+    return {rl_run: cfg.after_model if i == 0 and cfg.after_model else str(Path(cfg.run_root) / rl_run / "policy")
+            for i, rl_run in enumerate(cfg.rl_runs)}
+
+
 def _num(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "?"
 
@@ -151,7 +157,7 @@ def logprob_shift(cfg: FidelityConfig, answers: list[dict]) -> list[dict]:
     from common.models import load_causal_lm, load_tokenizer
 
     totals = {}
-    for which, name in (("after", _path(cfg, cfg.after_model, f"{cfg.rl_runs[0]}/policy")), ("before", cfg.before_model)):
+    for which, name in (("after", policy_paths(cfg)[cfg.rl_runs[0]]), ("before", cfg.before_model)):
         tok, model = load_tokenizer(name), load_causal_lm(name, "float32")
         scores = option_logprobs(model, tok, [a["prompt"] for a in answers], [[a["response"]] for a in answers],
                                  cfg.template, batch_size=cfg.batch_size, desc=f"log-probs ({which})")
@@ -216,8 +222,7 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
     category = get_bias_type(cfg.bias_type).bbq_category
     items, info = sample_groups(cfg.bbq_data, [category], cfg.bbq_items, cfg.seed)
     # every RL run (seed) is scored on the same items; the first keeps the cache name of single-seed runs
-    policies = {rl_run: (cfg.after_model if i == 0 and cfg.after_model else str(root / rl_run / "policy"))
-                for i, rl_run in enumerate(cfg.rl_runs)}
+    policies = policy_paths(cfg)
     caches = {rl_run: fid / ("bbq_after_scores.jsonl" if i == 0 else f"bbq_after_{rl_run}_scores.jsonl")
               for i, rl_run in enumerate(cfg.rl_runs)}
     before = outcomes(items, score_items(cfg.before_model, items, fid / "bbq_before_scores.jsonl", cfg.template,

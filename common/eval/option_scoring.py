@@ -19,19 +19,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from common.templates import encode_prompt_response
+from common.templates import common_prefix_length, encode_prompt_response
 
 # shorter common openings (a chat template's system header) are not worth copying a cache for
 MIN_SHARED_PREFIX = 32
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def option_logprobs(model: Any, tokenizer: Any, prompts: Sequence[Any], options: Sequence[Sequence[str]],
