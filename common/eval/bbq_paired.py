@@ -5,7 +5,7 @@ per-item outcomes that ``common.stats.paired_bootstrap`` compares between two mo
   ambiguous and the disambiguated context, each with its negative and non-negative question). ``sample_groups``
   draws whole blocks in one seeded order across the requested categories, so the first n items of a larger sample
   are the sample of n (nested: a cut run reuses what it scored), and the four items of a block share their prompt
-  prefix (``common.eval.prefix_scoring`` then reads it once).
+  prefix (``option_logprobs(share_prompt=True, sort_prompts=True)`` then reads it once).
 - **Score.** ``score_items`` gives each item's three option log-likelihoods by the same option scoring as
   ``common.eval.bbq`` mc mode (``mc_prompt``, each option's text as the assistant's reply; argmax = the answer),
   appended to a jsonl cache per model as chunks finish; a rerun scores only what is missing.
@@ -64,7 +64,7 @@ def score_items(model_path: str, items: list[dict], cache_path: str | Path, temp
     ``cache_path`` (one line per item), appended chunk by chunk in the items' order."""
     from tqdm.auto import tqdm
 
-    from common.eval.prefix_scoring import prefix_option_logprobs
+    from common.eval.option_scoring import option_logprobs
 
     cache = Path(cache_path)
     done: dict[str, list[float]] = {}
@@ -80,8 +80,9 @@ def score_items(model_path: str, items: list[dict], cache_path: str | Path, temp
         with cache.open("a") as fh:
             for start in tqdm(range(0, len(todo), chunk), desc=f"{desc} ({len(todo)} items)"):
                 part = todo[start:start + chunk]
-                scores = prefix_option_logprobs(model, tokenizer, [mc_prompt(it) for it in part],
-                                                [it["options"] for it in part], template, desc=None)
+                scores = option_logprobs(model, tokenizer, [mc_prompt(it) for it in part],
+                                         [it["options"] for it in part], template, desc=None, share_prompt=True,
+                                         sort_prompts=True)
                 for it, s in zip(part, scores):
                     done[_key(it)] = [lp for lp, _ in s]
                     fh.write(json.dumps({"key": _key(it), "logprobs": done[_key(it)]}) + "\n")

@@ -7,7 +7,6 @@ import pytest
 
 from common.eval.bbq_paired import option_kl, outcomes, sample_groups, score_items, softmax
 from common.eval.option_scoring import option_logprobs
-from common.eval.prefix_scoring import prefix_option_logprobs
 from common.models import load_causal_lm, load_tokenizer
 
 TINY_BBQ = "common/tiny_data/bbq"
@@ -20,7 +19,8 @@ def test_prefix_cached_scores_equal_plain_scores_in_input_order(tiny_llama):
                f"{ctx}\nWho was helpful?", f"{ctx} The grandson helped.\nWho was forgetful?"]
     options = [["The grandfather", "Unknown", "The grandson"]] * 4 + [["A", "Cannot be determined", "B"]]
     plain = option_logprobs(model, tok, prompts, options, "qwen", batch_size=4, desc=None)
-    cached = prefix_option_logprobs(model, tok, prompts, options, "qwen", batch_size=2, desc=None)
+    cached = option_logprobs(model, tok, prompts, options, "qwen", batch_size=2, desc=None, share_prompt=True,
+                             sort_prompts=True)
     for p_row, c_row in zip(plain, cached):
         assert [n for _, n in c_row] == [n for _, n in p_row]
         assert [s for s, _ in c_row] == pytest.approx([s for s, _ in p_row], abs=1e-4)
@@ -56,11 +56,11 @@ def test_score_items_resumes_from_its_cache(tiny_llama, tmp_path, monkeypatch):
     items, _ = sample_groups(TINY_BBQ, ["Age"], 8, seed=0)
     cache = tmp_path / "scores.jsonl"
     first = score_items(tiny_llama, items[:4], cache, "qwen", chunk=2)
-    import common.eval.prefix_scoring as ps
+    import common.eval.option_scoring as ps
 
     calls = []
-    real = ps.prefix_option_logprobs
-    monkeypatch.setattr(ps, "prefix_option_logprobs", lambda m, t, p, o, *a, **k: calls.append(len(p)) or
+    real = ps.option_logprobs
+    monkeypatch.setattr(ps, "option_logprobs", lambda m, t, p, o, *a, **k: calls.append(len(p)) or
                         real(m, t, p, o, *a, **k))
     both = score_items(tiny_llama, items, cache, "qwen", chunk=8)
     assert both[:4] == first and calls == [len(items) - 4]  # only the 4 new items were scored
