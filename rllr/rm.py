@@ -30,6 +30,9 @@ class RLLRRMConfig(RMConfig):
         super().__post_init__()
         if self.loss not in LOSSES:
             raise ConfigError(f"rm.loss: {self.loss!r} is not one of {list(LOSSES)}")
+        if self.loss == "token" and self.padding_free:  # the span loss lines chosen and rejected up token by token
+            raise ConfigError("rm.padding_free: the token loss compares chosen and rejected position by position in "
+                              "padded rows; set padding_free: false with loss: token")
         if self.loss == "token" and self.pair_term != "none":
             raise ConfigError(f"rm.pair_term: {self.pair_term!r} is not part of RLLR's loss; leave it 'none'")
 

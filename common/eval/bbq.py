@@ -393,7 +393,7 @@ def _mc_predictions(cfg: BBQEvalConfig, items: list[dict], run_path: Path) -> li
                 part = todo[start:start + chunk]
                 scores = option_logprobs(model, tokenizer, [mc_prompt(it) for it in part],
                                          [it["options"] for it in part], cfg.template, cfg.system,
-                                         cfg.batch_size, desc=None)
+                                         cfg.batch_size, desc=None, share_prompt=True, sort_prompts=True)
                 for it, s in zip(part, scores):
                     rec = {"category": it["category"], "example_id": it["example_id"],
                            "logprobs": [lp for lp, _ in s], "n_tokens": [n for _, n in s]}

@@ -68,3 +68,14 @@ def test_tau_is_the_median_correct_label_score_and_configs_use_upstream_values()
                           {"model": "x", "dataset": "y", "mode": "rllr_mixed", "label_rm": {"path": "a"},
                            "rat_rm": {"path": "b"}})
         assert cfg.tau == TAU_BY_MODEL[model]
+
+
+def test_the_token_rm_loss_refuses_padding_free_batches():
+    """The divergent-span loss lines chosen and rejected up position by position; a packed row has no such rows (it
+    used to fail mid-training with KeyError 'attention_mask')."""
+    from rllr.rm import RLLRRMConfig
+
+    base = {"model_name_or_path": "m", "dataset": "d.jsonl", "output_dir": "o", "loss": "token"}
+    assert not RLLRRMConfig(**base).padding_free
+    with pytest.raises(ConfigError, match="padding_free: false with loss: token"):
+        RLLRRMConfig(**base, padding_free=True)
