@@ -30,8 +30,8 @@ rldf-baichuan2: $(INSTALLED) ## RLDF on Baichuan2-7B-Chat (needs TRUST_REMOTE_CO
 # THREADS torch threads (Makefile; default every core, THREADS=1 beside other jobs: rlchf/paper.mk says why).
 # RLDF_RL_SEEDS: more ReMax seeds from the same RM (rl_seed<k>/), pooled with the recipe's seed in the BBQ claims.
 # Several train side by side, one thread each (ReMax rollouts of 4 prompts barely use a second thread). Default two
-# extra seeds, ~64.5 min on 2 cores; RLDF_RL_SEEDS=1 takes ~59 but two seeds turned one BBQ row the way a third undid
-# (rldf/README.md, Fidelity run).
+# extra seeds, 52 min on 2 cores (rldf/README.md, Fidelity run); there two seeds turned one BBQ row the way a
+# third undid, so fewer seeds is cheaper but less trustworthy.
 RLDF_RL_SEEDS ?= 1 2
 rldf_comma := ,
 rldf_empty :=
