@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from common.artifacts import atomic_write_text, read_jsonl
-from common.config import UserError, run_cli
+from common.config import UserError, read_yaml, run_cli
 from common.stats import Claim, bootstrap_mean, paired_bootstrap, write_claims
 from rllr.compare import PAPER_GAIN, SYSTEMS
 
@@ -214,12 +214,25 @@ def training_steps(root: Path) -> str:
             f"{steps('rm_rat', 'global_step')}, RM_label {steps('rm_label', 'global_step')}, PPO {'/'.join(ppo)}")
 
 
+def rm_backbone(root: Path) -> str:
+    """'' when the RMs start from the SFT model (the paper's setting), else which model they fine-tune and how."""
+    parts = []
+    for stage in ("rm_rat", "rm_label"):
+        path = root / stage / "config.yaml"
+        trained = read_yaml(str(path)) if path.is_file() else {}
+        start = str(trained.get("model_name_or_path") or "")
+        if start and Path(start) != root / "sft_wrat_merged":
+            how = "LoRA" if trained.get("use_lora") else "full fine-tune"
+            parts.append(f"{stage} from {start.removeprefix('embedded:')} ({how})")
+    return f" policy; {', '.join(parts)}" if parts else ""
+
+
 def run(root: Path, shift_items: int, template: str) -> list[Claim]:
     preds = load_predictions(root)
     n_items = len(preds[START])
     tasks = sorted({r["task"] for r in preds[START]})
-    setting = (f"SmolLM2-135M LoRA, {'+'.join(tasks)}, {n_items} dev items, CPU-sized training "
-               f"({training_steps(root)})")
+    setting = (f"SmolLM2-135M LoRA{rm_backbone(root)}, {'+'.join(tasks)}, {n_items} dev items, CPU-sized "
+               f"training ({training_steps(root)})")
     rm_rows, pair_rows = rm_claims(root, setting.replace(f"{n_items} dev items", "held-out label pairs"))
     chance = next((c.ours for c in rm_rows if c.metric == "pairwise accuracy − 0.5"), None)
     policy_setting = setting

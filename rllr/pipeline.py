@@ -74,7 +74,7 @@ def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bo
     from rllr.compare import compare_and_write
     from rllr.ppo import RLLRPPOConfig, train_rllr_ppo
     from rllr.predict import PredictConfig, predict
-    from rllr.rm import RLLRRMConfig, train_rllr_rm
+    from rllr.rm import RLLRRMConfig, start_model, train_rllr_rm
     from rllr.tau import TauConfig, run_tau
 
     recipe = read_yaml(config)
@@ -90,12 +90,12 @@ def run_task(config: str, task: str, root: Path, modes: list[str], overwrite: bo
 
     def rm(section: str, dataset: str) -> None:
         _stage(section, root / section, overwrite, log, train_rllr_rm, lambda: cfg(
-            RLLRRMConfig, section, model_name_or_path=str(base), dataset=str(root / "data" / dataset),
-            eval_dataset=str(root / "data" / "label_pairs_test.jsonl"), output_dir=str(root / section)))
+            RLLRRMConfig, section, model_name_or_path=start_model(recipe, section, str(base)),
+            dataset=str(root / "data" / dataset), eval_dataset=str(root / "data" / "label_pairs_test.jsonl"),
+            output_dir=str(root / section)))
 
-    def ppo(mode: str, out: Path) -> None:
-        rms = {"label_rm": {"path": str(base), "adapter": str(root / "rm_label")},
-               "rat_rm": {"path": str(base), "adapter": str(root / "rm_rat")}}
+    def ppo(mode: str, out: Path) -> None:  # RM run folders: rllr.ppo reads each the way it was trained
+        rms = {"label_rm": {"path": str(root / "rm_label")}, "rat_rm": {"path": str(root / "rm_rat")}}
         _stage(f"ppo {mode}", out, overwrite, log, train_rllr_ppo, lambda: cfg(
             RLLRPPOConfig, "rl", mode=mode, model=str(base), dataset=str(root / "data" / "prompts.jsonl"),
             output_dir=str(out), tau_file=str(tau_json), **rms))

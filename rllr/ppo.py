@@ -2,7 +2,8 @@
 
     python -m rllr.ppo --config rllr/configs/llama2.yaml --section rl mode=rllr_mixed output_dir=runs/...
 
-The recipe names both reward models once (``label_rm``, ``rat_rm``: {path, adapter?}); ``mode`` picks which of
+The recipe names both reward models once (``label_rm``, ``rat_rm``: {path, adapter?}; an ``rllr.rm`` run folder as
+path is read as it was trained, see ``resolve_trained_rm``); ``mode`` picks which of
 them are loaded and how they are combined, so the three runs differ by one word. The critic starts from the first
 reward model in the list (``value_model: reward_model`` [CODE]): RM_rat for rlhf, RM_label for rllr and rllr_mixed
 [GUESS: upstream loads one RM as value head; which one in the mixed run is not stated].
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config import ConfigError, stage_cli
+from common.config import ConfigError, read_yaml, stage_cli
 from common.rewards import CombinedReward, RewardSource
 from common.train.ppo import PPOConfig, train_ppo
 from rllr.reward import MODES, SOURCES_BY_MODE, combine_rllr
@@ -41,6 +42,7 @@ class RLLRPPOConfig(PPOConfig):
             self.learning_rate = float(self.learning_rate_by_mode[self.mode])
         if self.mode == "rllr_mixed" and self.tau is None:
             self.tau = read_tau(self.tau_file)
+        self.label_rm, self.rat_rm = resolve_trained_rm(self.label_rm), resolve_trained_rm(self.rat_rm)
         rms = {"label": self.label_rm, "rat": self.rat_rm}
         if not self.reward_models:
             self.reward_models = [{**rms[name], "name": name} for name in SOURCES_BY_MODE[self.mode]
@@ -48,6 +50,21 @@ class RLLRPPOConfig(PPOConfig):
         self.reward_combine = "rllr.reward:combine_rllr"
         self.reward_combine_kwargs = {"mode": self.mode, "tau": self.tau}
         super().__post_init__()
+
+
+def resolve_trained_rm(spec: dict) -> dict:
+    """An RM run folder of ``rllr.rm`` named as ``path`` is read the way it was trained (its logged config.yaml): a
+    LoRA adapter on its start model, or a whole model (another backbone, fully fine-tuned), with its template and
+    max length. Keys the spec sets itself win; a spec that names an adapter, or any other path, is left as it is."""
+    folder = Path(str(spec.get("path") or ""))
+    if not spec.get("path") or spec.get("adapter") or not (folder / "config.yaml").is_file():
+        return spec
+    trained = read_yaml(folder / "config.yaml")
+    resolved = {key: trained[key] for key in ("template", "max_length") if trained.get(key)}
+    resolved.update(spec)
+    if (folder / "adapter_config.json").is_file():
+        resolved.update(path=str(trained["model_name_or_path"]), adapter=str(folder))
+    return resolved
 
 
 def read_tau(tau_file: str | None) -> float:

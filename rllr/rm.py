@@ -21,6 +21,13 @@ from common.train.rm import RMConfig, train_rm
 LOSSES = ("sequence", "token")
 
 
+def start_model(recipe: dict, section: str, sft_model: str) -> str:
+    """What an RM section fine-tunes: the SFT-with-rationales model [PAPER], unless the recipe's section names another
+    backbone (a small encoder RM, as the MiniLM measurement in rllr/README.md)."""
+    named = (recipe.get(section) or {}).get("model_name_or_path")
+    return str(sft_model) if named in (None, "", "REPLACED_BY_SCRIPT") else str(named)
+
+
 @dataclass
 class RLLRRMConfig(RMConfig):
     loss: str = field(default="sequence", metadata={"help": f"{list(LOSSES)}: last-token BT or upstream's "

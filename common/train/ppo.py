@@ -610,6 +610,7 @@ def train_ppo(cfg: PPOConfig, reward_source: Any = None) -> dict[str, Any]:
     data_stats: dict[str, Any] = {}
     records, prompt_ids, dropped = load_prompts(cfg, tokenizer, data_stats)
     total_steps = _total_steps(cfg, len(records))
+    pm.check_critic_vocabulary(cfg, tokenizer)
     resume_dir = _prepare_output(cfg, out, total_steps)  # before RunDir.start: a refusal changes nothing
     run = RunDir.start(out, cfg, seed=cfg.seed, overwrite=cfg.overwrite, resume=cfg.resume)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from common.config import UserError
+from common.config import ConfigError, UserError
 from common.models import load_causal_lm, load_reward_model
 
 
@@ -79,6 +79,20 @@ def _critic_init(cfg, pad_token_id: int) -> nn.Module:
             model = PeftModel.from_pretrained(model, rm["adapter"]).merge_and_unload()
         return model
     return load_reward_model(cfg.value_model, cfg.dtype, cfg.trust_remote_code, pad_token_id=pad_token_id)
+
+
+def check_critic_vocabulary(cfg, tokenizer) -> None:
+    """``value_model: reward_model`` reads the policy's token ids with the RM's embeddings: an RM with another
+    vocabulary (a BERT RM, another model family) would read them as other tokens, silently. Refuse it up front."""
+    if cfg.algorithm != "ppo" or cfg.value_model != "reward_model" or not cfg.reward_models:
+        return
+    from common.models import load_tokenizer
+
+    rm = cfg.reward_models[0]
+    path = rm if isinstance(rm, str) else rm["path"]
+    if load_tokenizer(path, cfg.trust_remote_code).get_vocab() != tokenizer.get_vocab():
+        raise ConfigError(f"rl.value_model: 'reward_model' starts the critic from {path}, whose vocabulary is not the "
+                          f"policy's ({cfg.model}); the critic reads the policy's tokens. Set value_model: policy")
 
 
 def build_critic(cfg, pad_token_id: int, resume_dir: Path | None) -> nn.Module:

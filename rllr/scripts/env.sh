@@ -36,3 +36,9 @@ merge_if_needed() {
   if [ -d "$2" ] && [ -z "$OW" ]; then echo "skip (merged): $2"; else
     $PY -m common.merge_lora --adapter "$1" --out "$2" ${3:+--base "$3"} $TRC $MW; fi
 }
+# rm_start SECTION: the model an RM section fine-tunes (rllr.rm.start_model): the merged SFT-with-rationales model
+# unless the recipe's section names another backbone
+rm_start() {
+  $PY -c "import sys; from common.config import read_yaml; from rllr.rm import start_model; \
+print(start_model(read_yaml(sys.argv[1]), sys.argv[2], sys.argv[3]))" "$CONFIG" "$1" "$ROOT/sft_wrat_merged"
+}

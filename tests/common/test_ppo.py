@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from common.artifacts import read_jsonl
-from common.config import UserError
+from common.config import ConfigError, UserError
 from common.rewards import FunctionReward
 from common.train import ppo_core as core
 from common.train.ppo import PPOConfig, PPOTrainer, train_ppo
@@ -327,6 +327,15 @@ def test_adafactor_steps_with_factored_second_moments_at_the_scheduled_lr():
     assert "exp_avg" not in state and "exp_avg_sq" not in state
     adamw = _optimizer_only_trainer(torch.nn.Linear(3, 2, bias=False), learning_rate=lr)
     assert isinstance(adamw.optimizers[0], torch.optim.AdamW)
+
+
+def test_a_critic_from_an_rm_with_another_vocabulary_is_refused_before_anything_is_written(
+        tiny_llama, minilm, prompt_file, tmp_path):
+    cfg = _cfg(tiny_llama, prompt_file, tmp_path / "ppo", algorithm="ppo", value_model="reward_model",
+               reward_models=[{"path": minilm, "template": "plain"}])
+    with pytest.raises(ConfigError, match=r"rl\.value_model: 'reward_model' .*Set value_model: policy"):
+        train_ppo(cfg)
+    assert not (tmp_path / "ppo").exists()
 
 
 def test_unknown_optimizer_is_refused_naming_the_key():

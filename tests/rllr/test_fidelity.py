@@ -11,7 +11,7 @@ from common.artifacts import write_jsonl
 from common.config import UserError
 from common.stats import read_claims
 from rllr.build_data import build_records
-from rllr.fidelity import macro_weights, run
+from rllr.fidelity import macro_weights, rm_backbone, run
 
 
 def test_macro_weights_make_the_item_mean_the_mean_of_task_accuracies():
@@ -101,3 +101,13 @@ def test_eval_limit_is_per_task_and_test_pair_limit_over_all_tasks():
     assert len(built["label_pairs_test"]) == 5
     everything = build_records(train, test, _AnyLabelWriter(), _FirstBetter(), n_gold=2, seed=0)["records"]
     assert len(everything["eval"]) == 13 and len(everything["label_pairs_test"]) == 13
+
+
+def test_setting_names_an_rm_backbone_only_when_it_is_not_the_sft_model(tmp_path):
+    for stage, start, lora in (("rm_rat", tmp_path / "sft_wrat_merged", True),
+                               ("rm_label", "embedded:all-minilm-l6-v2", False)):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "config.yaml").write_text(f"model_name_or_path: {start}\nuse_lora: {str(lora).lower()}\n")
+    assert rm_backbone(tmp_path) == " policy; rm_label from all-minilm-l6-v2 (full fine-tune)"
+    (tmp_path / "rm_label" / "config.yaml").write_text(f"model_name_or_path: {tmp_path / 'sft_wrat_merged'}\n")
+    assert rm_backbone(tmp_path) == ""
