@@ -2,7 +2,8 @@
 
     python -m rlchf.fidelity --config rlchf/configs/fidelity.yaml --section fidelity run_root=runs/rlchf/fidelity
 
-Reads the run's stages (``candidates/``, ``rank/`` ballots, ``aggregate/``, ``dpo/<row>/``) and writes, under
+Reads the run's stages (``candidates/``, ``rank/`` ballots, ``aggregate/``, ``dpo/<row>/`` and, per extra DPO seed
+k of ``dpo_seeds``, ``dpo/<row>_seed<k>/``) and writes, under
 ``output_dir`` (default: the run root, where ``common.fidelity`` looks for it), ``claims.json`` and ``fidelity/``:
 per-unit files (``judge_agreement.jsonl`` per prompt, ``bbq_items.jsonl`` per BBQ item and model, the per-model BBQ
 score caches) so every interval can be recomputed, plus ``summary.json`` and ``claims.md``.
@@ -24,6 +25,10 @@ Claims:
 4. DPO on the gold pairs raises ambiguous accuracy a little (upstream +0.017).
 5. Check, not a paper claim: each trained row moved from the base, KL(row || base) of the BBQ option distribution per
    item; the DPO run's held-out implicit rewards (log-prob shifts) are in summary.json.
+
+With DPO seeds, claims 3-5 pool every seed of a row: a two-level bootstrap over seeds and BBQ items
+(``common.stats.seeds_paired_bootstrap``); a row against gold pairs the two rows' runs seed by seed. Each claim's
+note gives every seed's own estimate: one DPO run's direction can be luck (rldf/README.md saw it with ReMax seeds).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any
 from common.artifacts import RunDir, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.config import help_meta as _h
-from common.stats import Claim, bootstrap_mean, paired_bootstrap, write_claims
+from common.stats import Claim, bootstrap_mean, seeds_paired_bootstrap, write_claims
 
 PAPER = "rlchf"
 SRC_BBQ = "[CODE] QuentinFitteRey/RLCHF README, Llama-3.1-8B-Instruct BBQ accuracy"
@@ -55,6 +60,11 @@ class FidelityConfig:
     base_model: str = field(default="embedded:smollm2-135m-instruct", metadata=_h("the policy before DPO"))
     rows: list[str] = field(default_factory=lambda: ["gold", "swf_borda"],
                             metadata=_h("DPO rows to compare with the base (dpo/<row>/); 'gold' is the control"))
+    dpo_seeds: list[int] = field(default_factory=list, metadata=_h(
+        "extra DPO seeds, each trained for every row into dpo/<row>_seed<k>/ (make rlchf-fidelity: RLCHF_DPO_SEEDS); "
+        "pooled with the recipe's run, interval over seeds and items"))
+    dpo_seed_rows: list[str] = field(default_factory=list, metadata=_h(
+        "the rows trained with dpo_seeds (empty = every row); the others have the recipe's run only"))
     template: str = field(default="tokenizer", metadata=_h("chat template"))
     bbq_data: str = field(default="mirror:bbq", metadata=_h("BBQ folder, mirror:bbq or hub id"))
     bbq_categories: list[str] = field(default_factory=list, metadata=_h("pooled categories; empty = all present"))
@@ -69,6 +79,17 @@ class FidelityConfig:
             raise ConfigError(f"fidelity.bbq_items: {self.bbq_items}; at least one group of 4, or null for all")
         if not self.rows:
             raise ConfigError("fidelity.rows: name at least one DPO row (e.g. swf_borda)")
+        if len(set(self.dpo_seeds)) != len(self.dpo_seeds):
+            raise ConfigError(f"fidelity.dpo_seeds: {self.dpo_seeds}; name each extra seed once")
+        if set(self.dpo_seed_rows) - set(self.rows):
+            raise ConfigError(f"fidelity.dpo_seed_rows: {sorted(set(self.dpo_seed_rows) - set(self.rows))} not in "
+                              f"rows {self.rows}")
+
+    def seed_runs(self, row: str) -> list[str]:
+        """The DPO run folders (under dpo/) of one row: the recipe's run, then one per extra seed."""
+        if self.dpo_seed_rows and row not in self.dpo_seed_rows:
+            return [row]
+        return [row] + [f"{row}_seed{k}" for k in self.dpo_seeds]
 
 
 def judge_agreement(candidates: list[dict], ballots: list[dict]) -> list[dict]:
@@ -136,7 +157,8 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
                             "prompts", 0.913 - 0.5, SRC_JUDGE + " (majority; the paper's aggregate)", setting))
     # 3-5. BBQ: base vs each row on the same items
     items, info = sample_groups(cfg.bbq_data, cfg.bbq_categories, cfg.bbq_items, cfg.seed)
-    models = {"base": cfg.base_model, **{row: model_dir(_need(root / "dpo" / row)) for row in cfg.rows}}
+    models = {"base": cfg.base_model, **{dpo_run: model_dir(_need(root / "dpo" / dpo_run))
+                                         for row in cfg.rows for dpo_run in cfg.seed_runs(row)}}
     rows: dict[str, list[dict]] = {}
     for name, path in models.items():
         lps = score_items(path, items, fid / f"bbq_{name}_scores.jsonl", cfg.template, desc=f"bbq {name}")
@@ -150,41 +172,73 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
     amb = [i for i, r in enumerate(rows["base"]) if r["context_condition"] == "ambig"]
     dis = [i for i, r in enumerate(rows["base"]) if r["context_condition"] == "disambig"]
 
-    def diff(a: str, b: str, idx: list[int]):
-        return paired_bootstrap([rows[a][i]["correct"] for i in idx], [rows[b][i]["correct"] for i in idx], **boot)
+    def correct(run: str, idx: list[int]) -> list[float]:
+        return [float(rows[run][i]["correct"]) for i in idx]
+
+    def opposite(row: str, other: str) -> list[str]:
+        """What each of the row's runs is compared with: the other row's run of the same seed when both have the
+        same seeds, else the other's one run (the base, or a row trained once)."""
+        mine, theirs = cfg.seed_runs(row), [other] if other == "base" else cfg.seed_runs(other)
+        return theirs if len(theirs) == len(mine) else [theirs[0]] * len(mine)
+
+    def diff(row: str, other: str, idx: list[int]):
+        """Row minus ``other``, pooled over the row's seeds (``opposite`` says which run each seed meets)."""
+        pairs = [[a - b for a, b in zip(correct(r, idx), correct(o, idx))]
+                 for r, o in zip(cfg.seed_runs(row), opposite(row, other))]
+        return seeds_paired_bootstrap(pairs, [0.0] * len(idx), **boot)
+
+    def per_seed(row: str, other: str, idx: list[int]) -> str:
+        """The note's per-seed estimates: the pooled interval hides which seeds agree."""
+        if len(cfg.seed_runs(row)) == 1:
+            return ""
+        others = opposite(row, other)
+        return "per DPO seed: " + ", ".join(
+            f"{seeds[r]} {(sum(correct(r, idx)) - sum(correct(o, idx))) / len(idx):+.3f}"
+            for r, o in zip(cfg.seed_runs(row), others))
 
     bbq_setting = f"BBQ {len(items)} items pooled over {', '.join(info['categories'])}, option log-likelihood"
     dpo_setting: dict[str, str] = {}
+    seeds: dict[str, Any] = {}
     for row in cfg.rows:
-        m = json.loads((root / "dpo" / row / "metrics.json").read_text())
-        summary[f"dpo_{row}"] = m
+        for dpo_run in cfg.seed_runs(row):
+            summary[f"dpo_{dpo_run}"] = json.loads((root / "dpo" / dpo_run / "metrics.json").read_text())
+            seeds[dpo_run] = _run_seed(root / "dpo" / dpo_run)
+        m = summary[f"dpo_{row}"]
+        pooled = (f", {len(cfg.seed_runs(row))} DPO seeds ({', '.join(str(seeds[r]) for r in cfg.seed_runs(row))}) "
+                  "pooled" if len(cfg.seed_runs(row)) > 1 else "")
         dpo_setting[row] = (f"DPO (LoRA) on {m.get('train_pairs', '?')} {row} pairs, {m.get('global_step', '?')} steps "
-                            f"from SmolLM2-135M; {bbq_setting}")
+                            f"from SmolLM2-135M{pooled}; {bbq_setting}")
     for row in swf_rows:
         claims.append(Claim(PAPER, f"DPO on {row} rankings raises BBQ ambiguous accuracy over the base",
                             "acc_amb row - base", +1, diff(row, "base", amb), "ambiguous items",
-                            PERSONA_AMB - BASE_AMB, SRC_BBQ + " (persona DPO 0.604 vs baseline 0.072)", dpo_setting[row]))
+                            PERSONA_AMB - BASE_AMB, SRC_BBQ + " (persona DPO 0.604 vs baseline 0.072)", dpo_setting[row],
+                            per_seed(row, "base", amb)))
         claims.append(Claim(PAPER, f"DPO on {row} rankings lowers BBQ disambiguated accuracy",
                             "acc_dis row - base", -1, diff(row, "base", dis), "disambiguated items",
                             PERSONA_DIS - BASE_DIS, SRC_BBQ + " (persona DPO 0.605 vs baseline 0.899)",
-                            dpo_setting[row]))
-        if "gold" in rows:
+                            dpo_setting[row], per_seed(row, "base", dis)))
+        if "gold" in cfg.rows:
             claims.append(Claim(PAPER, f"DPO on {row} raises BBQ ambiguous accuracy more than DPO on gold pairs",
                                 "acc_amb row - gold", +1, diff(row, "gold", amb), "ambiguous items",
-                                PERSONA_AMB - GOLD_AMB, SRC_BBQ + " (persona 0.604 vs gold 0.089)", dpo_setting[row]))
-    if "gold" in rows:
+                                PERSONA_AMB - GOLD_AMB, SRC_BBQ + " (persona 0.604 vs gold 0.089)", dpo_setting[row],
+                                per_seed(row, "gold", amb) + _gold_pairing(cfg, row)))
+    if "gold" in cfg.rows:
         claims.append(Claim(PAPER, "DPO on gold pairs raises BBQ ambiguous accuracy a little", "acc_amb gold - base",
                             +1, diff("gold", "base", amb), "ambiguous items", GOLD_AMB - BASE_AMB,
-                            SRC_BBQ + " (gold 0.089 vs baseline 0.072)", dpo_setting["gold"]))
+                            SRC_BBQ + " (gold 0.089 vs baseline 0.072)", dpo_setting["gold"],
+                            per_seed("gold", "base", amb)))
     for row in cfg.rows:
-        kl = [option_kl(r["probs"], b["probs"]) for r, b in zip(rows[row], rows["base"])]
-        changed = sum(r["pred"] != b["pred"] for r, b in zip(rows[row], rows["base"]))
-        m = summary[f"dpo_{row}"]
+        dpo_runs = cfg.seed_runs(row)
+        kls = [[option_kl(r["probs"], b["probs"]) for r, b in zip(rows[d], rows["base"])] for d in dpo_runs]
+        changed = ", ".join(str(sum(r["pred"] != b["pred"] for r, b in zip(rows[d], rows["base"]))) for d in dpo_runs)
+        margins = ", ".join(str(summary[f"dpo_{d}"].get("eval_reward_margin_mean")) for d in dpo_runs)
+        kl_seeds = ("per DPO seed: " + ", ".join(f"{seeds[d]} {sum(k) / len(k):+.3f}" for d, k in zip(dpo_runs, kls))
+                    + "; " if len(dpo_runs) > 1 else "")
         claims.append(Claim(PAPER, f"(check) DPO on {row} moved the policy from the base on BBQ",
-                            "KL(row ‖ base), nats", +1, bootstrap_mean(kl, **boot), "BBQ items", None,
-                            "not a paper claim: a policy that did not move cannot carry the BBQ claims",
-                            dpo_setting[row], f"{changed} of {len(items)} answers changed; held-out implicit reward "
-                            f"margin {m.get('eval_reward_margin_mean')} (beta x log-prob shift)"))
+                            "KL(row ‖ base), nats", +1, seeds_paired_bootstrap(kls, [0.0] * len(items), **boot),
+                            "BBQ items", None, "not a paper claim: a policy that did not move cannot carry the BBQ "
+                            "claims", dpo_setting[row], f"{kl_seeds}{changed} of {len(items)} answers changed; "
+                            f"held-out implicit reward margin {margins} (beta x log-prob shift)"))
     summary.update({"bbq_info": {k: v for k, v in info.items() if k != "warnings"},
                     "judge_agreement_per_judge": _per_judge(candidates, ballots),
                     "claims": [c.to_dict() for c in claims]})
@@ -194,6 +248,23 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
     print(claims_table(claims) + f"\nclaims: {path}")
     return run.finish({"n_claims": len(claims), **{f"verdict_{i + 1}": c.verdict for i, c in enumerate(claims)}},
                       key_metric="n_claims")
+
+
+def _gold_pairing(cfg: FidelityConfig, row: str) -> str:
+    seeds, gold = len(cfg.seed_runs(row)), len(cfg.seed_runs("gold"))
+    if seeds == 1:
+        return ""
+    if gold == seeds:
+        return "; gold and this row paired seed by seed"
+    return "; every seed against gold's one run (gold's own seed spread not in the interval)"
+
+
+def _run_seed(run: Path) -> Any:
+    """The seed a training run recorded in its run.json (None: a run folder without one)."""
+    try:
+        return json.loads((run / "run.json").read_text()).get("seed")
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _per_judge(candidates: list[dict], ballots: list[dict]) -> dict[str, float]:
