@@ -8,6 +8,11 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 RUNS   ?= runs
 PAPERS := rldf rllr rlchf pcrm ser
+# $(call yaml_list,a b c) -> [a,b,c]: a make word list as one command-line override (e.g. rl_runs=[...])
+comma := ,
+empty :=
+space := $(empty) $(empty)
+yaml_list = [$(subst $(space),$(comma),$(strip $(1)))]
 # CPU machines get the CPU wheel of torch (a small local file on our images); GPU machines keep the CUDA build.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)

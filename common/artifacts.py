@@ -122,6 +122,15 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def recorded_seed(run_dir: str | Path) -> int | None:
+    """The seed a finished stage recorded in its ``run.json`` (None: a folder without one); fidelity notes name each
+    training seed they pool."""
+    try:
+        return json.loads((Path(run_dir) / "run.json").read_text()).get("seed")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 class RunDir:
     """The output folder of one stage run. ``start`` refuses to clobber a finished run; ``finish`` writes metrics."""
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.artifacts import RunDir, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from common.artifacts import RunDir, atomic_write_json, atomic_write_text, read_jsonl, recorded_seed, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.config import help_meta as _h
 from common.stats import Claim, bootstrap_mean, seeds_paired_bootstrap, write_claims
@@ -202,7 +202,7 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
     for row in cfg.rows:
         for dpo_run in cfg.seed_runs(row):
             summary[f"dpo_{dpo_run}"] = json.loads((root / "dpo" / dpo_run / "metrics.json").read_text())
-            seeds[dpo_run] = _run_seed(root / "dpo" / dpo_run)
+            seeds[dpo_run] = recorded_seed(root / "dpo" / dpo_run)
         m = summary[f"dpo_{row}"]
         pooled = (f", {len(cfg.seed_runs(row))} DPO seeds ({', '.join(str(seeds[r]) for r in cfg.seed_runs(row))}) "
                   "pooled" if len(cfg.seed_runs(row)) > 1 else "")
@@ -257,14 +257,6 @@ def _gold_pairing(cfg: FidelityConfig, row: str) -> str:
     if gold == seeds:
         return "; gold and this row paired seed by seed"
     return "; every seed against gold's one run (gold's own seed spread not in the interval)"
-
-
-def _run_seed(run: Path) -> Any:
-    """The seed a training run recorded in its run.json (None: a run folder without one)."""
-    try:
-        return json.loads((run / "run.json").read_text()).get("seed")
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _per_judge(candidates: list[dict], ballots: list[dict]) -> dict[str, float]:

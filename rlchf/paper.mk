@@ -18,10 +18,6 @@ rlchf-tiny: $(PREPARED) ## RLCHF end to end on the embedded SmolLM2 (guided judg
 # row, which carries the paper's claims, 3 seeds in all; gold (the control) once, to stay inside 60 minutes.
 RLCHF_DPO_SEEDS ?= 1 2
 RLCHF_DPO_SEED_ROWS ?= swf_borda
-rlchf_comma := ,
-rlchf_empty :=
-rlchf_space := $(rlchf_empty) $(rlchf_empty)
-rlchf_list = [$(subst $(rlchf_space),$(rlchf_comma),$(strip $(1)))]
 RLCHF_FID_ENV = CONFIG=rlchf/configs/fidelity.yaml OUT=$(RUNS)/rlchf/fidelity HF_HUB_OFFLINE=1
 rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 48 HH prompts x 6 personas; DPO gold + Borda (3 seeds); claims on 1,000 BBQ items
 	$(RLCHF_FID_ENV) ROWS="gold swf_borda" SFT_ROWS="" $(RLCHF_RUN)
@@ -29,8 +25,8 @@ rlchf-fidelity: $(PREPARED) ## RLCHF fidelity: SmolLM2 guided judge, 48 HH promp
 	  OVERWRITE=$(RLCHF_OVERWRITE) DPO_SEED=$$seed OMP_NUM_THREADS=$(if $(word 2,$(RLCHF_DPO_SEEDS)),1,$(THREADS)) \
 	  bash rlchf/scripts/05_dpo.sh & pids+=($$!); done; for pid in "$${pids[@]}"; do wait $$pid || exit 1; done
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(THREADS) $(PY) -m rlchf.fidelity --config rlchf/configs/fidelity.yaml \
-	  --section fidelity run_root=$(RUNS)/rlchf/fidelity dpo_seeds=$(call rlchf_list,$(RLCHF_DPO_SEEDS)) \
-	  dpo_seed_rows=$(call rlchf_list,$(RLCHF_DPO_SEED_ROWS))
+	  --section fidelity run_root=$(RUNS)/rlchf/fidelity dpo_seeds=$(call yaml_list,$(RLCHF_DPO_SEEDS)) \
+	  dpo_seed_rows=$(call yaml_list,$(RLCHF_DPO_SEED_ROWS))
 
 # Full-scale targets: DPO, SFT and RM start under LAUNCH (NUM_GPUS processes), PPO with RL_ENGINE (Makefile).
 rlchf-llama3: $(INSTALLED) ## RLCHF on Llama-3.1-8B-Instruct; judge gemma-3-27b-it at OPENAI_BASE_URL (start vLLM first)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.artifacts import RunDir, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from common.artifacts import RunDir, atomic_write_json, atomic_write_text, read_jsonl, recorded_seed, write_jsonl
 from common.config import ConfigError, UserError, stage_cli
 from common.config import help_meta as _h
 from common.stats import Claim, bootstrap_mean, seeds_paired_bootstrap, write_claims
@@ -85,14 +85,6 @@ def policy_paths(cfg: FidelityConfig) -> dict[str, str]:
 
 def _num(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "?"
-
-
-def _rl_seed(run: Path) -> int | None:
-    """The seed an RL run recorded in its run.json (None: a run folder without one)."""
-    try:
-        return json.loads((run / "run.json").read_text()).get("seed")
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 # --- RM on held-out debates. -----------------------------------------------------------------------------------------
@@ -241,7 +233,7 @@ def run_fidelity(cfg: FidelityConfig) -> dict[str, Any]:
         for i, b in enumerate(before)])
     rl = {rl_run: json.loads((root / rl_run / "metrics.json").read_text())
           if (root / rl_run / "metrics.json").exists() else {} for rl_run in cfg.rl_runs}
-    seeds = {rl_run: _rl_seed(root / rl_run) for rl_run in cfg.rl_runs}
+    seeds = {rl_run: recorded_seed(root / rl_run) for rl_run in cfg.rl_runs}
     first = rl[cfg.rl_runs[0]]
     rl_setting = (f"ReMax {first.get('steps', '?')} steps from SmolLM2-135M against the debate RM" +
                   (f", {len(cfg.rl_runs)} RL seeds ({', '.join(str(seeds[r]) for r in cfg.rl_runs)}) pooled"

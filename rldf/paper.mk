@@ -33,9 +33,6 @@ rldf-baichuan2: $(INSTALLED) ## RLDF on Baichuan2-7B-Chat (needs TRUST_REMOTE_CO
 # extra seeds, 52 min on 2 cores (rldf/README.md, Fidelity run); there two seeds turned one BBQ row the way a
 # third undid, so fewer seeds is cheaper but less trustworthy.
 RLDF_RL_SEEDS ?= 1 2
-rldf_comma := ,
-rldf_empty :=
-rldf_space := $(rldf_empty) $(rldf_empty)
 RLDF_FID_ENV = HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(THREADS) MODEL=fidelity CONFIG=rldf/configs/fidelity.yaml \
   RUNS=$(RUNS) OVERWRITE=$(OVERWRITE) PY=$(PY) MODE=self POLICY=embedded:smollm2-135m-instruct
 rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 136 age topics (102 held out), RM, ReMax x 3 seeds, claims on 1,000 BBQ Age items
@@ -44,4 +41,4 @@ rldf-fidelity: $(PREPARED) ## RLDF on SmolLM2 (CPU): self-debates on 136 age top
 	  bash rldf/scripts/run_all.sh & pids+=($$!); done; for pid in "$${pids[@]}"; do wait $$pid || exit 1; done
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(THREADS) $(PY) -m rldf.fidelity --config rldf/configs/fidelity.yaml \
 	  --section fidelity run_root=$(RUNS)/rldf/fidelity \
-	  rl_runs=[$(subst $(rldf_space),$(rldf_comma),$(strip rl $(addprefix rl_seed,$(RLDF_RL_SEEDS))))]
+	  rl_runs=$(call yaml_list,rl $(addprefix rl_seed,$(RLDF_RL_SEEDS)))

@@ -2,6 +2,7 @@
 BBQ effects are known (model scoring replaced by fixed numbers)."""
 
 import json
+import shutil
 
 import pytest
 
@@ -116,7 +117,6 @@ def test_dpo_seeds_are_pooled_and_disagreeing_seeds_are_inconclusive(tmp_path, m
         fid.FidelityConfig(run_root=str(root), dpo_seeds=[1], dpo_seed_rows=["swf_plurality"])
 
     # only the Borda row has the extra seed: each Borda seed meets gold's one run, and gold's rows stay single-seed
-    import shutil
     shutil.rmtree(root / "dpo" / "gold_seed1")
     cfg = fid.FidelityConfig(run_root=str(root), output_dir=str(tmp_path / "borda_only"),
                              bbq_data="common/tiny_data/bbq", bbq_items=None, resamples=2000, dpo_seeds=[1],
